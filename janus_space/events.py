@@ -1,0 +1,179 @@
+"""Typed events of a Space job and the results it ends with; ``parse_message`` maps wire JSON to them."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from .prompt import PreparedPrompt
+
+logger = logging.getLogger("janus_space")
+
+__all__ = [
+    "GeneratedImage",
+    "GenerationResult",
+    "Heartbeat",
+    "Log",
+    "Progress",
+    "Queued",
+    "Started",
+    "StatusEvent",
+    "UnderstandingResult",
+]
+
+
+@dataclass(frozen=True)
+class Queued:
+    """The job waits in the Space's queue: its rank (0 = next), the queue size and an ETA in s."""
+
+    rank: int | None = None
+    queue_size: int | None = None
+    eta: float | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    """The job left the queue and runs; ``eta`` is the server's estimate in seconds."""
+
+    eta: float | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress step reported by the Space's function."""
+
+    desc: str | None = None
+    index: int | None = None
+    length: int | None = None
+    unit: str | None = None
+    progress: float | None = None
+
+
+@dataclass(frozen=True)
+class Log:
+    """An info or warning message shown by the Space's function."""
+
+    message: str
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The server is alive; sent during long jobs."""
+
+
+StatusEvent = Union[Queued, Started, Progress, Log, Heartbeat]
+
+
+@dataclass(frozen=True)
+class UnderstandingResult:
+    """The Space's answer to one question about one image, with the parameters used."""
+
+    text: str
+    seed: int
+    top_p: float
+    temperature: float
+    duration: float | None = None
+    prompt: PreparedPrompt | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One generated image, downloaded from the Space while it still served it."""
+
+    data: bytes = field(repr=False)
+    mime_type: str
+    url: str = ""
+
+    @property
+    def size(self) -> int:
+        """Size of the encoded image in bytes."""
+        return len(self.data)
+
+    def to_base64(self) -> str:
+        """The image bytes as base64 text."""
+        return base64.b64encode(self.data).decode("ascii")
+
+    def to_data_uri(self) -> str:
+        """The image as a ``data:`` URI."""
+        return f"data:{self.mime_type};base64,{self.to_base64()}"
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """The images one generation call produced (the Space draws five)."""
+
+    images: tuple[GeneratedImage, ...]
+    seed: int
+    guidance: float
+    temperature: float
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class JobCompleted:
+    """Internal: the job's final message; ``output`` holds ``data`` or ``error``."""
+
+    success: bool
+    output: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StreamError:
+    """Internal: the server reported an error for the stream itself (e.g. unknown session)."""
+
+    message: str
+
+
+WireEvent = Union[Queued, Started, Progress, Log, Heartbeat, JobCompleted, StreamError]
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_message(message: Mapping[str, Any]) -> WireEvent | None:
+    """One decoded ``data:`` JSON object → its typed event; None for messages we do not use."""
+    kind = message.get("msg")
+    if kind == "estimation":
+        return Queued(
+            rank=_int(message.get("rank")),
+            queue_size=_int(message.get("queue_size")),
+            eta=_num(message.get("rank_eta")),
+        )
+    if kind == "process_starts":
+        return Started(eta=_num(message.get("eta")))
+    if kind == "progress":
+        steps = message.get("progress_data") or []
+        step = steps[-1] if isinstance(steps, list) and steps else {}
+        if not isinstance(step, Mapping):
+            step = {}
+        return Progress(
+            desc=step.get("desc") if isinstance(step.get("desc"), str) else None,
+            index=_int(step.get("index")),
+            length=_int(step.get("length")),
+            unit=step.get("unit") if isinstance(step.get("unit"), str) else None,
+            progress=_num(step.get("progress")),
+        )
+    if kind == "log":
+        return Log(message=str(message.get("log", "")), level=str(message.get("level", "info")))
+    if kind == "heartbeat":
+        return Heartbeat()
+    if kind == "process_completed":
+        output = message.get("output")
+        return JobCompleted(
+            success=bool(message.get("success")),
+            output=output if isinstance(output, Mapping) else {},
+        )
+    if kind == "unexpected_error":
+        return StreamError(str(message.get("message", "unexpected error")))
+    logger.debug("ignoring Space message of kind %r", kind)
+    return None

@@ -1,0 +1,367 @@
+"""A local replica of the Janus-Pro-7B Space: the same Gradio page, deterministic stand-ins.
+
+Tests and cassette recordings talk to it over the real Gradio protocol. The page keeps the
+Space's component order, which fixes the ids that ``GET /config`` reports (fn_index 2 /
+trigger 10 for understanding, 3 / 20 for generation). Instead of the model, the functions
+report what they received, and markers in the text (``[quota]``, ``[slow:3]``, ...) provoke
+the Space's failures and status messages. gradio is imported only when an app is built, so
+the report readers below work without it; the rest of janus_space never imports gradio.
+
+Run it with ``python -m janus_space.replica --port 7860``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import os
+import re
+import struct
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+__all__ = [
+    "APP_ERROR_MESSAGE",
+    "HEARTBEAT_SECONDS",
+    "IMAGES_PER_PROMPT",
+    "IMAGE_SIDE",
+    "NO_GPU_MESSAGE",
+    "QUOTA_MESSAGE",
+    "Faults",
+    "GenerationReport",
+    "UnderstandingReport",
+    "build_app",
+    "main",
+    "parse_faults",
+    "parse_understanding_report",
+    "prompt_checksum",
+    "read_generation_report",
+    "serve",
+    "stand_in_images",
+    "understanding_report",
+]
+
+QUOTA_MESSAGE = (
+    "You have exceeded your GPU quota (60s requested vs. 42s left). Try again in 0:00:07. "
+    '<a href="https://huggingface.co/join">Sign up</a>'
+)
+NO_GPU_MESSAGE = "No GPU was available"
+APP_ERROR_MESSAGE = "Something <b>bad</b> happened"
+HEARTBEAT_SECONDS = 16.5  # Gradio sends a heartbeat after 15 s without messages
+SLOW_STEP_SECONDS = 0.1
+IMAGE_SIDE = 768  # the Space upsamples Janus's 384x384 images to this
+IMAGES_PER_PROMPT = 5
+DEFAULT_MAX_QUEUE_SIZE = 20
+DEFAULT_CONCURRENCY_LIMIT = 1  # Gradio's default: one job per function at a time
+
+_MARKER = re.compile(r"\[(quota|nogpu|crash|apperror|heartbeat|slow:(\d+))\]")
+_REPORT = re.compile(
+    r"\[replica\] image=(\d+)x(\d+) question=(.*) seed=(\S+) top_p=(\S+) temperature=(\S+)",
+    re.DOTALL,
+)
+
+
+# --- Fault markers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What the markers in a question or prompt ask the stand-in to do."""
+
+    quota: bool = False
+    no_gpu: bool = False
+    crash: bool = False
+    app_error: bool = False
+    heartbeat: bool = False
+    slow_steps: int = 0
+
+
+def parse_faults(text: str) -> Faults:
+    """Read the ``[marker]`` tokens in ``text``; unknown brackets are ordinary text."""
+    found: dict[str, Any] = {}
+    for match in _MARKER.finditer(text):
+        name, steps = match.group(1), match.group(2)
+        if steps is not None:
+            found["slow_steps"] = int(steps)
+        else:
+            key = {"nogpu": "no_gpu", "apperror": "app_error"}.get(name, name)
+            found[key] = True
+    return Faults(**found)
+
+
+# --- Understanding report --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnderstandingReport:
+    """What the understanding stand-in received, read back from its answer."""
+
+    width: int
+    height: int
+    question: str
+    seed: str
+    top_p: str
+    temperature: str
+
+
+def understanding_report(
+    width: int, height: int, question: str, seed: object, top_p: object, temperature: object
+) -> str:
+    """The stand-in's answer: one line naming every input, so tests can check them exactly."""
+    return (
+        f"[replica] image={width}x{height} question={question!r} seed={seed} "
+        f"top_p={top_p} temperature={temperature}"
+    )
+
+
+def parse_understanding_report(text: str) -> UnderstandingReport:
+    """Inverse of :func:`understanding_report`; raises ValueError for any other text."""
+    match = _REPORT.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a replica report: {text!r}")
+    width, height, question, seed, top_p, temperature = match.groups()
+    parsed = ast.literal_eval(question)
+    if not isinstance(parsed, str):
+        raise ValueError(f"not a replica report: {text!r}")
+    return UnderstandingReport(int(width), int(height), parsed, seed, top_p, temperature)
+
+
+# --- Generation report, drawn into the images ------------------------------------------------
+
+_GRID = 16  # 16x16 cells of 48 px: 256 bits, robust to lossy WebP
+_CELL = IMAGE_SIDE // _GRID
+_PAYLOAD = struct.Struct(">2sBBqddI")  # magic, index, flags, seed, guidance, temperature, crc
+_MAGIC = b"JR"
+_PALETTE = ((255, 214, 214), (214, 255, 214), (214, 214, 255), (255, 255, 200), (230, 210, 255))
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """What the generation stand-in received, read back from one of its images."""
+
+    index: int
+    seed: int | None
+    guidance: float
+    temperature: float
+    prompt_crc32: int
+
+
+def prompt_checksum(prompt: str) -> int:
+    """CRC-32 of the UTF-8 prompt, as drawn into every stand-in image."""
+    return zlib.crc32(prompt.encode("utf-8"))
+
+
+def stand_in_images(
+    prompt: str, seed: int | None, guidance: float, temperature: float
+) -> list[Image.Image]:
+    """Five 768x768 images; each draws its index and all inputs as a grid of light/dark cells."""
+    images = []
+    for index in range(IMAGES_PER_PROMPT):
+        payload = _PAYLOAD.pack(
+            _MAGIC,
+            index,
+            0 if seed is None else 1,
+            0 if seed is None else int(seed),
+            float(guidance),
+            float(temperature),
+            prompt_checksum(prompt),
+        )
+        bits = [(byte >> (7 - k)) & 1 for byte in payload for k in range(8)]
+        light = _PALETTE[index % len(_PALETTE)]
+        dark = tuple(c // 8 for c in light)
+        cells = Image.new("RGB", (_GRID, _GRID))
+        cells.putdata([light if bit else dark for bit in bits])
+        images.append(cells.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.NEAREST))
+    return images
+
+
+def read_generation_report(image: Image.Image | bytes) -> GenerationReport:
+    """Decode a stand-in image (a PIL image or encoded bytes, e.g. the WebP the Space serves)."""
+    picture = Image.open(io.BytesIO(image)) if isinstance(image, bytes) else image
+    gray = picture.convert("L")
+    if gray.size != (IMAGE_SIDE, IMAGE_SIDE):
+        raise ValueError(f"not a replica image: size {gray.size}")
+    bits = []
+    for row in range(_GRID):
+        for col in range(_GRID):
+            x, y = col * _CELL + _CELL // 2, row * _CELL + _CELL // 2
+            bits.append(1 if gray.getpixel((x, y)) > 128 else 0)  # type: ignore[operator]
+    payload = bytes(
+        sum(bit << (7 - k) for k, bit in enumerate(bits[i : i + 8])) for i in range(0, 256, 8)
+    )
+    magic, index, flags, seed, guidance, temperature, crc = _PAYLOAD.unpack(payload)
+    if magic != _MAGIC:
+        raise ValueError("not a replica image: no marker")
+    return GenerationReport(index, seed if flags & 1 else None, guidance, temperature, crc)
+
+
+# --- The stand-in functions and the page -----------------------------------------------------
+
+
+def _import_gradio() -> Any:
+    """Import gradio with its analytics (network calls) turned off."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    import gradio
+
+    return gradio
+
+
+def _example_files() -> tuple[str, str]:
+    """Two small PNGs for the understanding examples (the Space ships doge.png/equation.png)."""
+    folder = Path(tempfile.gettempdir()) / "janus-replica-examples"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for name, colour in (("doge.png", (200, 160, 60)), ("equation.png", (250, 250, 250))):
+        path = folder / name
+        if not path.exists():
+            Image.new("RGB", (64, 48), colour).save(path)
+        paths.append(str(path))
+    return paths[0], paths[1]
+
+
+def _run_faults(faults: Faults, progress: Callable[..., Any], gr: Any) -> None:
+    """Act out the markers: ZeroGPU refusals first, then slow work, then function failures."""
+    if faults.quota:
+        raise gr.Error(QUOTA_MESSAGE)
+    if faults.no_gpu:
+        raise gr.Error(NO_GPU_MESSAGE)
+    if faults.slow_steps:
+        gr.Info(f"replica: starting {faults.slow_steps} slow steps")
+        for step in range(faults.slow_steps):
+            progress((step, faults.slow_steps), desc="replica working", unit="steps")
+            time.sleep(SLOW_STEP_SECONDS)
+        gr.Warning("replica: slow steps done")
+    if faults.heartbeat:
+        time.sleep(HEARTBEAT_SECONDS)
+    if faults.crash:
+        raise RuntimeError("replica crash requested")
+    if faults.app_error:
+        raise gr.Error(APP_ERROR_MESSAGE)
+
+
+def build_app(
+    *,
+    max_queue_size: int | None = DEFAULT_MAX_QUEUE_SIZE,
+    concurrency_limit: int | None = DEFAULT_CONCURRENCY_LIMIT,
+) -> gr.Blocks:
+    """The Space's page with stand-in functions, queued like the Space."""
+    gr = _import_gradio()
+
+    def multimodal_understanding(
+        image: Any,
+        question: str,
+        seed: int,
+        top_p: float,
+        temperature: float,
+        progress: Any = gr.Progress(),  # noqa: B008 - gradio finds progress by this default
+    ) -> str:
+        picture = Image.fromarray(image)  # like the Space: no image -> AttributeError
+        _run_faults(parse_faults(question), progress, gr)
+        return understanding_report(
+            picture.width, picture.height, question, seed, top_p, temperature
+        )
+
+    def generate_image(
+        prompt: str,
+        seed: int | None = None,
+        guidance: float = 5,
+        t2i_temperature: float = 1.0,
+        progress: Any = gr.Progress(),  # noqa: B008
+    ) -> list[Image.Image]:
+        _run_faults(parse_faults(prompt), progress, gr)
+        return stand_in_images(prompt, seed, guidance, t2i_temperature)
+
+    doge, equation = _example_files()
+    with gr.Blocks() as demo:
+        gr.Markdown(value="# Multimodal Understanding (replica)")
+        with gr.Row():
+            image_input = gr.Image()
+            with gr.Column():
+                question_input = gr.Textbox(label="Question")
+                und_seed_input = gr.Number(label="Seed", precision=0, value=42)
+                top_p = gr.Slider(minimum=0, maximum=1, value=0.95, step=0.05, label="top_p")
+                temperature = gr.Slider(
+                    minimum=0, maximum=1, value=0.1, step=0.05, label="temperature"
+                )
+        understanding_button = gr.Button("Chat")
+        understanding_output = gr.Textbox(label="Response")
+        gr.Examples(
+            label="Multimodal Understanding examples",
+            examples=[["explain this meme", doge], ["Convert the formula into latex code.", equation]],
+            inputs=[question_input, image_input],
+        )
+        gr.Markdown(value="# Text-to-Image Generation (replica)")
+        with gr.Row():
+            cfg_weight_input = gr.Slider(
+                minimum=1, maximum=10, value=5, step=0.5, label="CFG Weight"
+            )
+            t2i_temperature = gr.Slider(
+                minimum=0, maximum=1, value=1.0, step=0.05, label="temperature"
+            )
+        prompt_input = gr.Textbox(label="Prompt")
+        seed_input = gr.Number(label="Seed (Optional)", precision=0, value=12345)
+        generation_button = gr.Button("Generate Images")
+        image_output = gr.Gallery(label="Generated Images", columns=2, rows=2, height=300)
+        gr.Examples(
+            label="Text to image generation examples.",
+            examples=["A glass of red wine on a reflective surface.", "The face of a girl"],
+            inputs=prompt_input,
+        )
+        understanding_button.click(
+            multimodal_understanding,
+            inputs=[image_input, question_input, und_seed_input, top_p, temperature],
+            outputs=understanding_output,
+        )
+        generation_button.click(
+            fn=generate_image,
+            inputs=[prompt_input, seed_input, cfg_weight_input, t2i_temperature],
+            outputs=image_output,
+        )
+    demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
+    blocks: gr.Blocks = demo
+    return blocks
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    *,
+    max_queue_size: int | None = DEFAULT_MAX_QUEUE_SIZE,
+    concurrency_limit: int | None = DEFAULT_CONCURRENCY_LIMIT,
+) -> None:
+    """Serve the replica until interrupted (no share link, no SSR, errors hidden like the Space)."""
+    app = build_app(max_queue_size=max_queue_size, concurrency_limit=concurrency_limit)
+    app.launch(
+        server_name=host, server_port=port, share=False, ssr_mode=False, show_error=False
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: ``python -m janus_space.replica [--host H] [--port N] ...``."""
+    parser = argparse.ArgumentParser(prog="python -m janus_space.replica", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--max-queue-size", type=int, default=DEFAULT_MAX_QUEUE_SIZE)
+    parser.add_argument("--concurrency-limit", type=int, default=DEFAULT_CONCURRENCY_LIMIT)
+    args = parser.parse_args(argv)
+    serve(
+        args.host,
+        args.port,
+        max_queue_size=args.max_queue_size,
+        concurrency_limit=args.concurrency_limit,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Queue position, progress and logs of a Space job → LangChain custom events.
+
+Each ``janus_space`` status event becomes one custom event named ``janus_status`` whose data
+is a plain dict (``{"status": "queued", "rank": 0, "queue_size": 3, "eta": 12.5, ...}``), so it
+shows up in ``astream_events(version="v2")`` and reaches ``on_custom_event`` handlers.
+
+Where the event is attached, and why (checked on langchain-core 1.8.3):
+
+1. A ``run_manager`` is passed (``invoke``/``ainvoke`` without streaming, ``stream_events``
+   v3): the event belongs to the chat-model run.
+2. ``stream``/``astream`` call ``_stream``/``_astream`` *without* a run manager. ChatJanus's
+   own ``stream``/``astream`` pin the run id in the config and publish it here through a
+   context variable, set only around each step of the stream, so the event still belongs to
+   the chat-model run, also for a bare model with no parent run.
+3. Otherwise (``invoke`` inside ``astream_events``, where langchain-core streams without
+   passing the run manager) the event goes to the enclosing run, as ``dispatch_custom_event``
+   does; with no enclosing run there is no one to tell and the event is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+from typing import Any
+from uuid import UUID
+
+from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables.config import (
+    get_async_callback_manager_for_config,
+    get_callback_manager_for_config,
+)
+
+__all__ = [
+    "STATUS_EVENT",
+    "StreamRun",
+    "adispatch_status",
+    "current_stream_run",
+    "dispatch_status",
+    "status_payload",
+]
+
+logger = logging.getLogger("langchain_janus")
+
+STATUS_EVENT = "janus_status"
+"""Name of the custom event that carries a job's queue position, progress and logs."""
+
+_KINDS: dict[type, str] = {
+    Queued: "queued",
+    Started: "started",
+    Progress: "progress",
+    Log: "log",
+    Heartbeat: "heartbeat",
+}
+
+
+def status_payload(event: StatusEvent, model: str) -> dict[str, Any]:
+    """A status event as the JSON-ready dict users receive as custom-event data."""
+    return {"status": _KINDS[type(event)], "model": model, **asdict(event)}
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    """The chat-model run a ``stream``/``astream`` step belongs to, and how to reach its handlers."""
+
+    run_id: UUID
+    config: RunnableConfig
+    callbacks: Any
+    verbose: bool
+    tags: list[str] | None
+    metadata: dict[str, Any] | None
+
+
+_STREAM_RUN: ContextVar[StreamRun | None] = ContextVar("langchain_janus_stream_run", default=None)
+
+
+def current_stream_run() -> ContextVar[StreamRun | None]:
+    """The context variable ChatJanus's ``stream``/``astream`` set around each stream step."""
+    return _STREAM_RUN
+
+
+async def adispatch_status(
+    payload: dict[str, Any], run_manager: AsyncCallbackManagerForLLMRun | None
+) -> None:
+    """Send one status payload to the handlers of the run it belongs to (see module docstring)."""
+    if run_manager is not None:
+        manager = AsyncCallbackManager(
+            handlers=run_manager.handlers,
+            parent_run_id=run_manager.run_id,
+            tags=run_manager.tags,
+            metadata=run_manager.metadata,
+        )
+        await manager.on_custom_event(STATUS_EVENT, payload, run_id=run_manager.run_id)
+        return
+    run = _STREAM_RUN.get()
+    if run is not None:
+        base = AsyncCallbackManager.configure(
+            run.config.get("callbacks"),
+            run.callbacks,
+            run.verbose,
+            run.config.get("tags"),
+            run.tags,
+            run.config.get("metadata"),
+            run.metadata,
+        )
+        manager = AsyncCallbackManager(
+            handlers=base.handlers, parent_run_id=run.run_id, tags=base.tags, metadata=base.metadata
+        )
+        await manager.on_custom_event(STATUS_EVENT, payload, run_id=run.run_id)
+        return
+    parent = get_async_callback_manager_for_config(ensure_config())
+    if parent.parent_run_id is None:
+        logger.debug("no run to attach a %s event to: skipped", STATUS_EVENT)
+        return
+    await parent.on_custom_event(STATUS_EVENT, payload, run_id=parent.parent_run_id)
+
+
+def dispatch_status(payload: dict[str, Any], run_manager: CallbackManagerForLLMRun | None) -> None:
+    """Sync twin of ``adispatch_status`` for ``_generate``/``_stream``."""
+    if run_manager is not None:
+        manager = CallbackManager(
+            handlers=run_manager.handlers,
+            parent_run_id=run_manager.run_id,
+            tags=run_manager.tags,
+            metadata=run_manager.metadata,
+        )
+        manager.on_custom_event(STATUS_EVENT, payload, run_id=run_manager.run_id)
+        return
+    run = _STREAM_RUN.get()
+    if run is not None:
+        base = CallbackManager.configure(
+            run.config.get("callbacks"),
+            run.callbacks,
+            run.verbose,
+            run.config.get("tags"),
+            run.tags,
+            run.config.get("metadata"),
+            run.metadata,
+        )
+        manager = CallbackManager(
+            handlers=base.handlers, parent_run_id=run.run_id, tags=base.tags, metadata=base.metadata
+        )
+        manager.on_custom_event(STATUS_EVENT, payload, run_id=run.run_id)
+        return
+    parent = get_callback_manager_for_config(ensure_config())
+    if parent.parent_run_id is None:
+        logger.debug("no run to attach a %s event to: skipped", STATUS_EVENT)
+        return
+    parent.on_custom_event(STATUS_EVENT, payload, run_id=parent.parent_run_id)
