@@ -25,18 +25,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
-from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
-from langchain_core.callbacks import (
-    AsyncCallbackManager,
-    AsyncCallbackManagerForLLMRun,
-    CallbackManager,
-    CallbackManagerForLLMRun,
-)
+from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
+from langchain_core.callbacks.manager import AsyncRunManager, RunManager
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.runnables.config import (
     get_async_callback_manager_for_config,
     get_callback_manager_for_config,
 )
+
+from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
 
 __all__ = [
     "STATUS_EVENT",
@@ -68,7 +65,7 @@ def status_payload(event: StatusEvent, model: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StreamRun:
-    """The chat-model run a ``stream``/``astream`` step belongs to, and how to reach its handlers."""
+    """The chat-model run a ``stream``/``astream`` step belongs to, and its handlers."""
 
     run_id: UUID
     config: RunnableConfig
@@ -86,10 +83,11 @@ def current_stream_run() -> ContextVar[StreamRun | None]:
     return _STREAM_RUN
 
 
-async def adispatch_status(
-    payload: dict[str, Any], run_manager: AsyncCallbackManagerForLLMRun | None
-) -> None:
-    """Send one status payload to the handlers of the run it belongs to (see module docstring)."""
+async def adispatch_status(payload: dict[str, Any], run_manager: AsyncRunManager | None) -> None:
+    """Send one status payload to the handlers of the run it belongs to (see module docstring).
+
+    ``run_manager`` is the model's (or the tool's) run; the event is attributed to that run.
+    """
     if run_manager is not None:
         manager = AsyncCallbackManager(
             handlers=run_manager.handlers,
@@ -122,7 +120,7 @@ async def adispatch_status(
     await parent.on_custom_event(STATUS_EVENT, payload, run_id=parent.parent_run_id)
 
 
-def dispatch_status(payload: dict[str, Any], run_manager: CallbackManagerForLLMRun | None) -> None:
+def dispatch_status(payload: dict[str, Any], run_manager: RunManager | None) -> None:
     """Sync twin of ``adispatch_status`` for ``_generate``/``_stream``."""
     if run_manager is not None:
         manager = CallbackManager(

@@ -16,7 +16,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from janus_space import InvalidInputError, Message
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -26,6 +25,8 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+
+from janus_space import InvalidInputError, Message
 
 __all__ = ["generation_prompt", "to_janus_message", "to_janus_messages"]
 
@@ -77,7 +78,9 @@ def _image_input(block: Mapping[str, Any], where: str) -> bytes | str:
         try:
             return base64.b64decode(str(block["base64"]), validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidInputError(f"{where}: the image block's base64 data is invalid: {exc}") from None
+            raise InvalidInputError(
+                f"{where}: the image block's base64 data is invalid: {exc}"
+            ) from None
     url = block.get("url")
     if isinstance(url, str) and url:
         if url[:8].lower().startswith(("http://", "https://")) or url[:5].lower() == "data:":
@@ -190,5 +193,7 @@ def generation_prompt(messages: Sequence[BaseMessage]) -> str:
         )
     prompt = "\n".join(m.text.strip() for m in used if m.text.strip())
     if not last.text.strip():
-        raise InvalidInputError("the last user message has no text: image generation needs a prompt")
+        raise InvalidInputError(
+            "the last user message has no text: image generation needs a prompt"
+        )
     return prompt

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Literal, cast
 
-from janus_space import ImagesDroppedWarning, InvalidInputError, Message
 from llama_index.core.base.llms.generic_utils import image_node_to_image_block
 from llama_index.core.base.llms.types import (
+    BaseContentBlock,
     BaseRecursiveContentBlock,
     CachePoint,
     ChatMessage,
-    ContentBlock,
     ImageBlock,
     MessageRole,
     TextBlock,
 )
-from llama_index.core.schema import ImageNode
+from llama_index.core.schema import ImageDocument, ImageNode
+
+from janus_space import ImagesDroppedWarning, InvalidInputError, Message
 
 __all__ = [
     "ExtraImages",
+    "ImageDocuments",
     "choose_image",
     "image_block_to_input",
     "image_documents_to_blocks",
@@ -71,7 +73,7 @@ def image_block_to_input(block: ImageBlock, *, where: str = "image") -> bytes | 
 
 
 def _collect(
-    blocks: Iterable[ContentBlock | BaseRecursiveContentBlock],
+    blocks: Iterable[BaseContentBlock],
     where: str,
     texts: list[str],
     images: list[bytes | str],
@@ -95,7 +97,7 @@ def _collect(
 
 
 def to_janus_message(message: ChatMessage, *, where: str = "message") -> Message:
-    """One ``ChatMessage`` → ``janus_space.Message``: text blocks joined by newlines, images kept."""
+    """One ``ChatMessage`` → ``janus_space.Message``: texts joined by newlines, images kept."""
     role = _ROLES.get(message.role)
     if role is None:
         raise InvalidInputError(f"{where}: unsupported message role {message.role!r}")
@@ -113,7 +115,9 @@ def to_janus_messages(messages: Sequence[ChatMessage]) -> list[Message]:
     ]
 
 
-def choose_image(messages: Sequence[Message], extra_images: ExtraImages) -> tuple[list[Message], int]:
+def choose_image(
+    messages: Sequence[Message], extra_images: ExtraImages
+) -> tuple[list[Message], int]:
     """Keep the one image the Space can take; return the messages and how many were dropped.
 
     The image kept is the first image of the latest message that has any. Across messages the
@@ -144,17 +148,19 @@ def choose_image(messages: Sequence[Message], extra_images: ExtraImages) -> tupl
     return chosen, dropped
 
 
-def image_documents_to_blocks(
-    image_documents: Sequence[ImageNode | ImageBlock] | None,
-) -> list[ImageBlock]:
+ImageDocuments = Sequence[ImageNode | ImageDocument | ImageBlock]
+
+
+def image_documents_to_blocks(image_documents: ImageDocuments | None) -> list[ImageBlock]:
     """The legacy multimodal ``image_documents`` (image nodes/documents or blocks) → ImageBlocks."""
     blocks: list[ImageBlock] = []
     for position, item in enumerate(image_documents or ()):
         if isinstance(item, ImageBlock):
             blocks.append(item)
-        elif isinstance(item, ImageNode):
+        elif isinstance(item, (ImageNode, ImageDocument)):
             try:
-                blocks.append(image_node_to_image_block(item))
+                # ImageDocument has the same image properties as ImageNode (duck-typed here).
+                blocks.append(image_node_to_image_block(cast(ImageNode, item)))
             except ValueError as exc:
                 raise InvalidInputError(f"image_documents[{position}]: {exc}") from exc
         else:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
 from llama_index.core.bridge.pydantic import Field
-from llama_index.core.instrumentation import get_dispatcher
+
+# Re-exported by llama_index.core.instrumentation without an explicit __all__ entry.
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events import BaseEvent
+
+from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
 
 __all__ = ["JanusStatusEvent", "dispatcher", "status_event"]
 
@@ -29,7 +32,7 @@ class JanusStatusEvent(BaseEvent):
     )
     message: str = Field(description="A one-line human-readable summary of the update.")
     status: Any = Field(
-        description="The core's typed event (janus_space.Queued, Started, Progress, Log or Heartbeat)."
+        description="The core's typed event: janus_space.Queued, Started, Progress, Log, Heartbeat."
     )
 
     @classmethod
@@ -62,7 +65,9 @@ def _describe(status: StatusEvent) -> tuple[StatusKind, str]:
     raise TypeError(f"not a janus_space status event: {status!r}")
 
 
-def status_event(status: StatusEvent, task: Literal["understanding", "generation"]) -> JanusStatusEvent:
+def status_event(
+    status: StatusEvent, task: Literal["understanding", "generation"]
+) -> JanusStatusEvent:
     """The LlamaIndex event for one of the core's status events."""
     kind, message = _describe(status)
     return JanusStatusEvent(kind=kind, task=task, message=message, status=status)

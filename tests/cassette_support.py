@@ -32,11 +32,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import aiohttp
 import vcr
 from aiohttp import streams
+from aiohttp.payload import Payload
+from multidict import CIMultiDict
 from vcr.errors import CannotOverwriteExistingCassetteException
 from vcr.request import Request
 from vcr.stubs import aiohttp_stubs
@@ -350,9 +351,9 @@ def _vcr_request(
         data = kwargs.get("data")
         if isinstance(data, aiohttp.FormData):
             data = data()
-        if isinstance(data, aiohttp.payload.Payload):
+        if isinstance(data, Payload):
             # vcrpy can only record bytes; send the very same bytes and content type.
-            headers = aiohttp.helpers.CIMultiDict(kwargs.get("headers") or {})
+            headers = CIMultiDict(kwargs.get("headers") or {})
             headers.setdefault("Content-Type", data.content_type)
             kwargs["headers"], kwargs["data"] = headers, await data.as_bytes()
         try:
@@ -500,14 +501,6 @@ def running_replica(*args: str, startup_timeout: float = 90.0) -> Iterator[str]:
                 process.wait()
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """``(origin, path-and-query)`` of an absolute URL."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "", "", "")), urlunsplit(
-        ("", "", parts.path, parts.query, "")
-    )
-
-
 __all__ = [
     "RANDOM_QUERY_PARAMS",
     "REDACTED",
@@ -523,7 +516,6 @@ __all__ = [
     "filter_request",
     "filter_response",
     "free_port",
-    "parse_qsl",
     "running_replica",
     "scrub_bytes",
     "scrub_text",

@@ -8,11 +8,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from janus_space import ImagesDroppedWarning, InvalidInputError, Message
 from llama_index.core.base.llms.types import (
     AudioBlock,
-    CachePoint,
     CacheControl,
+    CachePoint,
     ChatMessage,
     CitableBlock,
     DocumentBlock,
@@ -25,6 +24,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.schema import ImageDocument, ImageNode, TextNode
 from PIL import Image
 
+from janus_space import ImagesDroppedWarning, InvalidInputError, Message
 from llama_index_janus._convert import (
     choose_image,
     image_block_to_input,
@@ -93,9 +93,10 @@ def test_http_url_is_left_to_the_core() -> None:
 
 
 def test_unreadable_image_is_an_invalid_input(tmp_path: Path) -> None:
-    block = ImageBlock(path=tmp_path / "gone.png")
-    (tmp_path / "gone.png").write_bytes(PNG)
-    (tmp_path / "gone.png").unlink()
+    path = tmp_path / "gone.png"
+    path.write_bytes(PNG)
+    block = ImageBlock(path=path)
+    path.unlink()
     with pytest.raises(InvalidInputError, match=r"messages\[0\]\.blocks\[0\]"):
         to_janus_messages([ChatMessage(role="user", blocks=[block])])
 
@@ -129,7 +130,9 @@ def test_cache_point_carries_nothing_and_is_skipped() -> None:
 
 
 def test_citable_block_contents_are_sent() -> None:
-    block = CitableBlock(title="t", source="s", content=[TextBlock(text="cited"), ImageBlock(image=PNG)])
+    block = CitableBlock(
+        title="t", source="s", content=[TextBlock(text="cited"), ImageBlock(image=PNG)]
+    )
     converted = to_janus_message(ChatMessage(role="user", blocks=[block, TextBlock(text="q")]))
     assert converted.text == "cited\nq"
     assert converted.images == (PNG,)
@@ -167,7 +170,11 @@ def test_choose_image_single_image_is_untouched() -> None:
 
 def test_choose_image_latest_message_first_image() -> None:
     a, b, c = _png(1, 1), _png(2, 2), _png(3, 3)
-    messages = [Message("user", "old", (a,)), Message("assistant", "ok"), Message("user", "q", (b, c))]
+    messages = [
+        Message("user", "old", (a,)),
+        Message("assistant", "ok"),
+        Message("user", "q", (b, c)),
+    ]
     with pytest.warns(ImagesDroppedWarning, match="dropping 2"):
         chosen, dropped = choose_image(messages, "latest")
     assert dropped == 2

@@ -1,0 +1,20 @@
+"""langchain_janus: DeepSeek Janus-Pro-7B (its Hugging Face Space) for LangChain.
+
+``ChatJanus`` is the chat model (image understanding, or image generation with
+``model="janus-pro-7b-image"``); ``JanusImageGenerator`` is the image-generation tool for
+agents. Status events (queue position, progress, logs) arrive as custom events named
+``STATUS_EVENT``.
+"""
+
+from ._events import STATUS_EVENT
+from .chat_models import GENERATION_MODEL, UNDERSTANDING_MODEL, ChatJanus
+from .tools import JanusImageGenerator, JanusImageGeneratorInput
+
+__all__ = [
+    "GENERATION_MODEL",
+    "STATUS_EVENT",
+    "UNDERSTANDING_MODEL",
+    "ChatJanus",
+    "JanusImageGenerator",
+    "JanusImageGeneratorInput",
+]

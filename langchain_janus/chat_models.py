@@ -1,0 +1,464 @@
+"""ChatJanus: DeepSeek Janus-Pro-7B, through its Hugging Face Space, as a LangChain chat model.
+
+A thin adapter over ``janus_space``: messages are converted (``_messages``), the core client
+does every request, and this module turns the core's results into ``AIMessage``s and its
+status events into LangChain custom events (``_events``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import LangSmithParams, LanguageModelInput
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.content import create_image_block, create_text_block
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.utils.uuid import uuid7
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self, override
+
+from janus_space import (
+    GenerationResult,
+    InvalidInputError,
+    JanusWarning,
+    Message,
+    ProtocolError,
+    StatusEvent,
+    UnderstandingResult,
+)
+
+from ._events import (
+    StreamRun,
+    adispatch_status,
+    current_stream_run,
+    dispatch_status,
+    status_payload,
+)
+from ._messages import generation_prompt, to_janus_messages
+from ._runtime import SpaceConnection
+
+__all__ = ["GENERATION_MODEL", "UNDERSTANDING_MODEL", "ChatJanus"]
+
+UNDERSTANDING_MODEL = "janus-pro-7b"
+"""Answers questions about an image (or about text alone)."""
+GENERATION_MODEL = "janus-pro-7b-image"
+"""Draws images from a text prompt (the Space draws five per call)."""
+_MODELS = (UNDERSTANDING_MODEL, GENERATION_MODEL)
+_SHARED_PARAMS = ("temperature", "seed")
+_ONLY_FOR = {"top_p": UNDERSTANDING_MODEL, "guidance": GENERATION_MODEL}
+_PROVIDER = "janus"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One validated request: which function, its input and the parameters to send."""
+
+    model: str
+    messages: list[Message] = field(default_factory=list)
+    prompt: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    stop: tuple[str, ...] = ()
+
+    @property
+    def generates(self) -> bool:
+        return self.model == GENERATION_MODEL
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The answer up to the first stop sequence (the Space has no stop parameter)."""
+    cut = len(text)
+    for sequence in stop:
+        if sequence:
+            found = text.find(sequence)
+            if found != -1:
+                cut = min(cut, found)
+    return text[:cut]
+
+
+def _answer(
+    result: UnderstandingResult | GenerationResult, call: _Call, *, indexed: bool
+) -> tuple[str | list[str | dict[str, Any]], dict[str, Any]]:
+    """A core result → message content and ``response_metadata``.
+
+    Generation gives a short text block and one standard image block per image; ``indexed``
+    adds the ``index`` keys streamed chunks merge by (text at 0, images after).
+    """
+    metadata: dict[str, Any] = {
+        "model_name": call.model,
+        "model_provider": _PROVIDER,
+        "finish_reason": "stop",
+        "seed": result.seed,
+        "temperature": result.temperature,
+        "duration": result.duration,
+    }
+    if isinstance(result, UnderstandingResult):
+        metadata["top_p"] = result.top_p
+        if result.prompt is not None:
+            metadata["trimmed_messages"] = result.prompt.trimmed_messages
+            metadata["dropped_images"] = result.prompt.dropped_images
+        return _cut_at_stop(result.text, call.stop), metadata
+    metadata["guidance"] = result.guidance
+    metadata["image_count"] = len(result.images)
+    count = len(result.images)
+    text = f"Generated {count} image{'s' if count != 1 else ''} for the prompt: {call.prompt}"
+    blocks: list[dict[str, Any]] = [dict(create_text_block(text))]
+    blocks += [
+        dict(create_image_block(base64=image.to_base64(), mime_type=image.mime_type))
+        for image in result.images
+    ]
+    if indexed:
+        for position, block in enumerate(blocks):
+            block["index"] = position
+    content: list[str | dict[str, Any]] = list(blocks)
+    return content, metadata
+
+
+class ChatJanus(SpaceConnection, BaseChatModel):
+    """DeepSeek Janus-Pro-7B on its Hugging Face Space (or a copy of it) as a chat model.
+
+    ``model="janus-pro-7b"`` answers about images (history and system messages are flattened
+    into the Space's single question; one image per call). ``model="janus-pro-7b-image"``
+    draws five images from the last user message and returns them as image content blocks.
+
+    Example:
+        ```python
+        from langchain_janus import ChatJanus
+
+        llm = ChatJanus()  # HF_TOKEN from the environment
+        llm.invoke([("human", [
+            {"type": "text", "text": "What is in this picture?"},
+            {"type": "image", "url": "https://example.com/cat.png"},
+        ])])
+        ```
+
+    Queue position, progress and logs arrive as custom events named ``janus_status``.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    model: str = Field(
+        default=UNDERSTANDING_MODEL,
+        description="'janus-pro-7b' (image understanding) or 'janus-pro-7b-image' "
+        "(image generation).",
+    )
+    temperature: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Sampling temperature, 0..1 (defaults: 0.1 understanding, 1.0 generation).",
+    )
+    top_p: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Nucleus sampling for understanding (default 0.95).",
+    )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**32 - 1,
+        description="Random seed (Space defaults: 42 understanding, 12345 generation).",
+    )
+    guidance: float | None = Field(
+        default=None, ge=1.0, le=10.0, description="CFG weight for generation, 1..10 (default 5)."
+    )
+    stop: list[str] | None = Field(
+        default=None,
+        description="Stop sequences, applied to the answer after it arrives (the Space has none).",
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        description="Accepted for LangChain compatibility only: the Space always allows up to "
+        "512 new tokens. Setting it warns.",
+    )
+    streaming: bool = Field(
+        default=False, description="Make invoke() go through the streaming path."
+    )
+    text_only: Literal["placeholder", "error"] = Field(
+        default="placeholder",
+        description="Questions without an image: send a neutral placeholder image, or raise.",
+    )
+    extra_images: Literal["latest", "error"] = Field(
+        default="latest",
+        description="More than one image in a conversation: send the latest, or raise.",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in _MODELS:
+            raise ValueError(f"model must be one of {_MODELS}, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _warn_max_tokens(self) -> Self:
+        if self.max_tokens is not None:
+            warnings.warn(
+                "ChatJanus ignores max_tokens: the Janus Space always allows up to 512 new tokens",
+                JanusWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # -- LangChain metadata --------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "janus-chat"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"api_key": "HF_TOKEN"}
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "space": self.space,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "guidance": self.guidance,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider=_PROVIDER,
+            ls_model_name=str(kwargs.get("model") or self.model),
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, (int, float)):
+            params["ls_temperature"] = float(temperature)
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = list(stop or self.stop or [])
+        return params
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            **super()._client_options(),
+            "text_only": self.text_only,
+            "extra_images": self.extra_images,
+        }
+
+    # -- preparing a call (pure: every input error is raised here or by the core's checks,
+    #    before any request) ---------------------------------------------------------------
+
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> _Call:
+        unknown = set(kwargs) - {"model", "stream", "max_tokens", *_SHARED_PARAMS, *_ONLY_FOR}
+        if unknown:
+            raise InvalidInputError(
+                f"ChatJanus does not support {sorted(unknown)} (no tool calling or structured "
+                "output); call arguments: model, temperature, top_p, seed, guidance"
+            )
+        model = kwargs.get("model") or self.model
+        if model not in _MODELS:
+            raise InvalidInputError(f"model must be one of {_MODELS}, not {model!r}")
+        if kwargs.get("max_tokens") is not None:
+            warnings.warn(
+                "ChatJanus ignores max_tokens: the Janus Space always allows up to 512 new tokens",
+                JanusWarning,
+                stacklevel=3,
+            )
+        params: dict[str, Any] = {}
+        for name in (*_SHARED_PARAMS, *_ONLY_FOR):
+            value = kwargs.get(name)
+            if value is not None and _ONLY_FOR.get(name, model) != model:
+                raise InvalidInputError(f"{name} applies only to model={_ONLY_FOR[name]!r}")
+            if value is None and _ONLY_FOR.get(name, model) == model:
+                value = getattr(self, name)
+            if value is not None:
+                params[name] = value
+        stops = tuple(stop if stop is not None else (self.stop or ()))
+        if model == GENERATION_MODEL:
+            return _Call(model, prompt=generation_prompt(messages), params=params)
+        return _Call(model, messages=to_janus_messages(messages), params=params, stop=stops)
+
+    async def _aevents(self, call: _Call) -> AsyncIterator[StatusEvent | ChatGenerationChunk]:
+        """Run one call on this loop's client: its status events, then one answer chunk."""
+        client = self._clients.pool.get()
+        if call.generates:
+            stream: Any = client.stream_generate(call.prompt, **call.params)
+        else:
+            stream = client.stream_chat(call.messages, **call.params)
+        try:
+            async for item in stream:
+                if isinstance(item, (UnderstandingResult, GenerationResult)):
+                    content, metadata = _answer(item, call, indexed=True)
+                    message = AIMessageChunk(
+                        content=content, response_metadata=metadata, chunk_position="last"
+                    )
+                    yield ChatGenerationChunk(message=message)
+                else:
+                    yield item
+        finally:
+            await stream.aclose()
+
+    @staticmethod
+    def _result(chunk: ChatGenerationChunk | None) -> ChatResult:
+        if chunk is None:
+            raise ProtocolError("the Space call ended without an answer")
+        message = chunk.message
+        content = message.content
+        if isinstance(content, list):
+            content = [
+                {k: v for k, v in block.items() if k != "index"}
+                if isinstance(block, dict)
+                else block
+                for block in content
+            ]
+        ai = AIMessage(content=content, response_metadata=dict(message.response_metadata))
+        return ChatResult(generations=[ChatGeneration(message=ai)])
+
+    # -- the four LangChain entry points --------------------------------------------------
+
+    @override
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._prepare(messages, stop, kwargs)
+        answer: ChatGenerationChunk | None = None
+        async for item in self._aevents(call):
+            if isinstance(item, ChatGenerationChunk):
+                answer = item
+            else:
+                await adispatch_status(status_payload(item, call.model), run_manager)
+        return self._result(answer)
+
+    @override
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        call = self._prepare(messages, stop, kwargs)
+        async for item in self._aevents(call):
+            if isinstance(item, ChatGenerationChunk):
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(item.message.text, chunk=item)
+                yield item
+            else:
+                await adispatch_status(status_payload(item, call.model), run_manager)
+
+    @override
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._prepare(messages, stop, kwargs)
+        answer: ChatGenerationChunk | None = None
+        for item in self._clients.loop_thread.iterate(self._aevents(call)):
+            if isinstance(item, ChatGenerationChunk):
+                answer = item
+            else:
+                dispatch_status(status_payload(item, call.model), run_manager)
+        return self._result(answer)
+
+    @override
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        call = self._prepare(messages, stop, kwargs)
+        for item in self._clients.loop_thread.iterate(self._aevents(call)):
+            if isinstance(item, ChatGenerationChunk):
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(item.message.text, chunk=item)
+                yield item
+            else:
+                dispatch_status(status_payload(item, call.model), run_manager)
+
+    # -- stream/astream: publish the run so status events belong to it (see _events) -------
+
+    def _stream_run(self, config: RunnableConfig | None) -> tuple[StreamRun, RunnableConfig]:
+        ensured = ensure_config(config)
+        run_id = ensured.get("run_id") or uuid7()
+        ensured["run_id"] = run_id
+        run = StreamRun(
+            run_id=run_id,
+            config=ensured,
+            callbacks=self.callbacks,
+            verbose=self.verbose,
+            tags=self.tags,
+            metadata=self.metadata,
+        )
+        return run, ensured
+
+    @override
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        run, config = self._stream_run(config)
+        variable = current_stream_run()
+        chunks = cast(
+            "Generator[AIMessageChunk, None, None]",
+            super().stream(input, config, stop=stop, **kwargs),
+        )
+        try:
+            while True:
+                token = variable.set(run)
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    return
+                finally:
+                    variable.reset(token)
+                yield chunk
+        finally:
+            chunks.close()
+
+    @override
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        run, config = self._stream_run(config)
+        variable = current_stream_run()
+        chunks = cast(
+            "AsyncGenerator[AIMessageChunk, None]",
+            super().astream(input, config, stop=stop, **kwargs),
+        )
+        try:
+            while True:
+                token = variable.set(run)
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    variable.reset(token)
+                yield chunk
+        finally:
+            await chunks.aclose()
