@@ -244,7 +244,13 @@ def prepare_for_upload(image: ImageData, max_side: int | None = MODEL_IMAGE_SIDE
             probe.verify()
         opened = Image.open(io.BytesIO(image.data))
         opened.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as exc:
         raise InvalidInputError(f"image {image.name!r} cannot be decoded: {exc}") from None
     with opened:
         width, height = opened.size

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PIL import Image
 
@@ -230,24 +230,24 @@ def _example_files() -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def _run_faults(faults: Faults, progress: Callable[..., Any], gr: Any) -> None:
+def _run_faults(faults: Faults, progress: Callable[..., Any], gradio: Any) -> None:
     """Act out the markers: ZeroGPU refusals first, then slow work, then function failures."""
     if faults.quota:
-        raise gr.Error(QUOTA_MESSAGE)
+        raise gradio.Error(QUOTA_MESSAGE)
     if faults.no_gpu:
-        raise gr.Error(NO_GPU_MESSAGE)
+        raise gradio.Error(NO_GPU_MESSAGE)
     if faults.slow_steps:
-        gr.Info(f"replica: starting {faults.slow_steps} slow steps")
+        gradio.Info(f"replica: starting {faults.slow_steps} slow steps")
         for step in range(faults.slow_steps):
             progress((step, faults.slow_steps), desc="replica working", unit="steps")
             time.sleep(SLOW_STEP_SECONDS)
-        gr.Warning("replica: slow steps done")
+        gradio.Warning("replica: slow steps done")
     if faults.heartbeat:
         time.sleep(HEARTBEAT_SECONDS)
     if faults.crash:
         raise RuntimeError("replica crash requested")
     if faults.app_error:
-        raise gr.Error(APP_ERROR_MESSAGE)
+        raise gradio.Error(APP_ERROR_MESSAGE)
 
 
 def build_app(
@@ -256,7 +256,7 @@ def build_app(
     concurrency_limit: int | None = DEFAULT_CONCURRENCY_LIMIT,
 ) -> gr.Blocks:
     """The Space's page with stand-in functions, queued like the Space."""
-    gr = _import_gradio()
+    gradio = _import_gradio()
 
     def multimodal_understanding(
         image: Any,
@@ -264,10 +264,10 @@ def build_app(
         seed: int,
         top_p: float,
         temperature: float,
-        progress: Any = gr.Progress(),  # noqa: B008 - gradio finds progress by this default
+        progress: Any = gradio.Progress(),  # noqa: B008 - gradio finds progress by this default
     ) -> str:
         picture = Image.fromarray(image)  # like the Space: no image -> AttributeError
-        _run_faults(parse_faults(question), progress, gr)
+        _run_faults(parse_faults(question), progress, gradio)
         return understanding_report(
             picture.width, picture.height, question, seed, top_p, temperature
         )
@@ -277,43 +277,46 @@ def build_app(
         seed: int | None = None,
         guidance: float = 5,
         t2i_temperature: float = 1.0,
-        progress: Any = gr.Progress(),  # noqa: B008
+        progress: Any = gradio.Progress(),  # noqa: B008
     ) -> list[Image.Image]:
-        _run_faults(parse_faults(prompt), progress, gr)
+        _run_faults(parse_faults(prompt), progress, gradio)
         return stand_in_images(prompt, seed, guidance, t2i_temperature)
 
     doge, equation = _example_files()
-    with gr.Blocks() as demo:
-        gr.Markdown(value="# Multimodal Understanding (replica)")
-        with gr.Row():
-            image_input = gr.Image()
-            with gr.Column():
-                question_input = gr.Textbox(label="Question")
-                und_seed_input = gr.Number(label="Seed", precision=0, value=42)
-                top_p = gr.Slider(minimum=0, maximum=1, value=0.95, step=0.05, label="top_p")
-                temperature = gr.Slider(
+    with gradio.Blocks() as demo:
+        gradio.Markdown(value="# Multimodal Understanding (replica)")
+        with gradio.Row():
+            image_input = gradio.Image()
+            with gradio.Column():
+                question_input = gradio.Textbox(label="Question")
+                und_seed_input = gradio.Number(label="Seed", precision=0, value=42)
+                top_p = gradio.Slider(minimum=0, maximum=1, value=0.95, step=0.05, label="top_p")
+                temperature = gradio.Slider(
                     minimum=0, maximum=1, value=0.1, step=0.05, label="temperature"
                 )
-        understanding_button = gr.Button("Chat")
-        understanding_output = gr.Textbox(label="Response")
-        gr.Examples(
+        understanding_button = gradio.Button("Chat")
+        understanding_output = gradio.Textbox(label="Response")
+        gradio.Examples(
             label="Multimodal Understanding examples",
-            examples=[["explain this meme", doge], ["Convert the formula into latex code.", equation]],
+            examples=[
+                ["explain this meme", doge],
+                ["Convert the formula into latex code.", equation],
+            ],
             inputs=[question_input, image_input],
         )
-        gr.Markdown(value="# Text-to-Image Generation (replica)")
-        with gr.Row():
-            cfg_weight_input = gr.Slider(
+        gradio.Markdown(value="# Text-to-Image Generation (replica)")
+        with gradio.Row():
+            cfg_weight_input = gradio.Slider(
                 minimum=1, maximum=10, value=5, step=0.5, label="CFG Weight"
             )
-            t2i_temperature = gr.Slider(
+            t2i_temperature = gradio.Slider(
                 minimum=0, maximum=1, value=1.0, step=0.05, label="temperature"
             )
-        prompt_input = gr.Textbox(label="Prompt")
-        seed_input = gr.Number(label="Seed (Optional)", precision=0, value=12345)
-        generation_button = gr.Button("Generate Images")
-        image_output = gr.Gallery(label="Generated Images", columns=2, rows=2, height=300)
-        gr.Examples(
+        prompt_input = gradio.Textbox(label="Prompt")
+        seed_input = gradio.Number(label="Seed (Optional)", precision=0, value=12345)
+        generation_button = gradio.Button("Generate Images")
+        image_output = gradio.Gallery(label="Generated Images", columns=2, rows=2, height=300)
+        gradio.Examples(
             label="Text to image generation examples.",
             examples=["A glass of red wine on a reflective surface.", "The face of a girl"],
             inputs=prompt_input,
@@ -329,8 +332,7 @@ def build_app(
             outputs=image_output,
         )
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
-    blocks: gr.Blocks = demo
-    return blocks
+    return cast("gr.Blocks", demo)
 
 
 def serve(
@@ -342,9 +344,7 @@ def serve(
 ) -> None:
     """Serve the replica until interrupted (no share link, no SSR, errors hidden like the Space)."""
     app = build_app(max_queue_size=max_queue_size, concurrency_limit=concurrency_limit)
-    app.launch(
-        server_name=host, server_port=port, share=False, ssr_mode=False, show_error=False
-    )
+    app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

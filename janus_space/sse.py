@@ -26,6 +26,8 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> Iterator[str]:
         """Consume one chunk, yielding the data of every event it completes."""
+        if not chunk:  # an empty chunk must not forget a CR that ended the previous one
+            return
         if self._pending_cr and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._pending_cr = False

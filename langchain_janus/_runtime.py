@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 import weakref
 from typing import Any
 
 from langchain_core.utils import secret_from_env
 from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr
+from typing_extensions import Self
 
 from janus_space import DEFAULT_SPACE, ClientPerLoop, JanusClient, LoopThread, Secret
 
-__all__ = ["ClientRuntime", "SpaceConnection"]
+__all__ = ["ClientRuntime", "SpaceConnection", "on_loop_thread"]
 
 _THREAD_NAME = "langchain-janus-loop"
+_RUNTIME_LOCK = threading.Lock()  # guards the lazy creation of each object's runtime
 
 
 class ClientRuntime:
@@ -65,6 +68,11 @@ class ClientRuntime:
                 asyncio.run_coroutine_threadsafe(client.aclose(), loop)
 
 
+def on_loop_thread() -> bool:
+    """True on one of this package's loop threads, which must never wait for themselves."""
+    return threading.current_thread().name == _THREAD_NAME
+
+
 def _finalize(runtime: ClientRuntime) -> None:
     """Finalizer: close the loop thread's client from a helper thread.
 
@@ -75,7 +83,7 @@ def _finalize(runtime: ClientRuntime) -> None:
         return
     worker = threading.Thread(target=runtime.close_thread, daemon=True)
     worker.start()
-    if threading.current_thread().name != _THREAD_NAME:
+    if not on_loop_thread():
         worker.join(timeout=5)
 
 
@@ -116,7 +124,6 @@ class SpaceConnection(BaseModel):
     )
 
     _runtime: ClientRuntime | None = PrivateAttr(default=None)
-    _runtime_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _client_options(self) -> dict[str, Any]:
         """Keyword arguments for ``JanusClient``; subclasses add their own."""
@@ -135,7 +142,7 @@ class SpaceConnection(BaseModel):
     @property
     def _clients(self) -> ClientRuntime:
         """The runtime, made on first use (creating the object touches no network)."""
-        with self._runtime_lock:
+        with _RUNTIME_LOCK:
             if self._runtime is None:
                 runtime = ClientRuntime(self._client_options())
                 weakref.finalize(self, _finalize, runtime)
@@ -158,3 +165,40 @@ class SpaceConnection(BaseModel):
             return
         runtime.close_thread()
         runtime.close_other_loops()
+
+    # Copies and unpickled objects get their own clients (made on first use): sessions, loop
+    # threads and the token inside them are never shared or serialised.
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        cls = type(self)
+        copied = cls.__new__(cls)
+        memo[id(self)] = copied
+        private = {
+            key: None if key == "_runtime" else copy.deepcopy(value, memo)
+            for key, value in (self.__pydantic_private__ or {}).items()
+        }
+        object.__setattr__(copied, "__dict__", copy.deepcopy(self.__dict__, memo))
+        object.__setattr__(copied, "__pydantic_extra__", copy.deepcopy(self.__pydantic_extra__))
+        object.__setattr__(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(copied, "__pydantic_private__", private)
+        return copied
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_runtime": None}
+        return state
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

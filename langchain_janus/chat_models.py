@@ -7,6 +7,7 @@ status events into LangChain custom events (``_events``).
 
 from __future__ import annotations
 
+import contextvars
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from ._events import (
     status_payload,
 )
 from ._messages import generation_prompt, to_janus_messages
-from ._runtime import SpaceConnection
+from ._runtime import SpaceConnection, on_loop_thread
 
 __all__ = ["GENERATION_MODEL", "UNDERSTANDING_MODEL", "ChatJanus"]
 
@@ -390,6 +391,34 @@ class ChatJanus(SpaceConnection, BaseChatModel):
                 yield item
             else:
                 dispatch_status(status_payload(item, call.model), run_manager)
+
+    # -- batch: native async concurrency on the loop thread ------------------------------------
+
+    @override
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """``abatch`` on the loop thread: one client, ``max_concurrency`` honoured, no threads.
+
+        The caller's context variables (tracing, parent runs) are carried over to the loop.
+        """
+        if not inputs:
+            return []
+        if on_loop_thread():  # a sync batch from a callback on the loop thread itself
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        context = contextvars.copy_context()
+
+        async def run() -> list[AIMessage]:
+            for variable, value in context.items():
+                variable.set(value)
+            return await self.abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+
+        return self._clients.loop_thread.run(run())
 
     # -- stream/astream: publish the run so status events belong to it (see _events) -------
 

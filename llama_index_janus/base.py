@@ -9,9 +9,11 @@ from scripts, from inside a running loop (Jupyter) and from worker threads.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -58,6 +60,7 @@ from ._events import JanusStatusEvent, dispatcher, status_event
 
 __all__ = ["CONTEXT_WINDOW", "NUM_OUTPUT", "JanusPro"]
 
+MAX_SEED = 2**32 - 1  # the Space seeds numpy, which takes 0 .. 2**32 - 1
 CONTEXT_WINDOW = 4096  # Janus-Pro-7B's context, in tokens
 NUM_OUTPUT = 512  # the Space's max_new_tokens for an answer
 
@@ -75,28 +78,33 @@ class _Request:
     temperature: float
 
 
-class _SyncSide:
-    """The loop thread behind the sync methods: started on first use, closed with its client."""
+class _Runtime:
+    """Per-instance connections: a client per event loop, and the sync methods' loop thread."""
 
-    def __init__(self, clients: ClientPerLoop[JanusClient]) -> None:
-        self._clients = clients
+    def __init__(self, factory: Callable[[], JanusClient]) -> None:
+        self.clients: ClientPerLoop[JanusClient] = ClientPerLoop(factory)
         self._thread: LoopThread | None = None
         self._lock = threading.Lock()
 
     def thread(self) -> LoopThread:
+        """The loop thread behind the sync methods, started on first use."""
         with self._lock:
             if self._thread is None:
                 self._thread = LoopThread(name="llama-index-janus")
             return self._thread
 
     def close(self) -> None:
+        """Close the loop thread's client and stop the thread (idempotent)."""
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
             try:
-                thread.run(self._clients.aclose_current())
+                thread.run(self.clients.aclose_current())
             finally:
                 thread.close()
+
+
+_RUNTIME_LOCK = threading.Lock()
 
 
 class JanusPro(CustomLLM):
@@ -137,8 +145,10 @@ class JanusPro(CustomLLM):
     top_p: float = Field(
         default=0.95, ge=0.0, le=1.0, description="Nucleus sampling of the answers."
     )
-    seed: int = Field(default=42, ge=0, description="Seed of the understanding function.")
-    image_seed: int = Field(default=12345, ge=0, description="Seed of image generation.")
+    seed: int = Field(default=42, ge=0, le=MAX_SEED, description="Seed of the understanding.")
+    image_seed: int = Field(
+        default=12345, ge=0, le=MAX_SEED, description="Seed of image generation."
+    )
     guidance: float = Field(
         default=5.0,
         ge=1.0,
@@ -184,23 +194,54 @@ class JanusPro(CustomLLM):
         ),
     )
 
-    _clients: ClientPerLoop[JanusClient] = PrivateAttr()
-    _sync: _SyncSide = PrivateAttr()
+    _runtime: _Runtime | None = PrivateAttr(default=None)
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # Nothing reachable from the finalizer may hold `self`, or it would never be collected.
-        this = weakref.ref(self)
+    def __init__(
+        self,
+        space: str = DEFAULT_SPACE,
+        *,
+        base_url: str | None = None,
+        hf_token: str | SecretStr | None = None,
+        temperature: float = 0.1,
+        top_p: float = 0.95,
+        seed: int = 42,
+        image_seed: int = 12345,
+        guidance: float = 5.0,
+        image_temperature: float = 1.0,
+        timeout: float = 300.0,
+        connect_timeout: float = 30.0,
+        max_retries: int = 2,
+        text_only: Literal["placeholder", "error"] = "placeholder",
+        extra_images: ExtraImages = "latest",
+        extra_headers: Mapping[str, str] | None = None,
+        max_image_side: int | None = 384,
+        status_chunks: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Keyword settings are the fields above; nothing here touches the network.
 
-        def new_client() -> JanusClient:
-            llm = this()
-            if llm is None:
-                raise JanusError("this JanusPro was garbage-collected")
-            return llm._new_client()
-
-        self._clients = ClientPerLoop(new_client)
-        self._sync = _SyncSide(self._clients)
-        weakref.finalize(self, self._sync.close)
+        ``kwargs`` pass LlamaIndex's own LLM settings (``callback_manager``, ``system_prompt``).
+        """
+        super().__init__(
+            space=space,
+            base_url=base_url,
+            hf_token=hf_token,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            image_seed=image_seed,
+            guidance=guidance,
+            image_temperature=image_temperature,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_retries=max_retries,
+            text_only=text_only,
+            extra_images=extra_images,
+            extra_headers=dict(extra_headers or {}),
+            max_image_side=max_image_side,
+            status_chunks=status_chunks,
+            **kwargs,
+        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -220,6 +261,35 @@ class JanusPro(CustomLLM):
 
     # -- clients and lifetime ---------------------------------------------------------------
 
+    def _rt(self) -> _Runtime:
+        """This instance's connections, made on first use (also after unpickling or copying)."""
+        runtime: _Runtime | None = getattr(self, "_runtime", None)
+        if runtime is not None:
+            return runtime
+        with _RUNTIME_LOCK:
+            runtime = getattr(self, "_runtime", None)
+            if runtime is None:
+                # Nothing the finalizer reaches may hold `self`, or it would never be collected.
+                this = weakref.ref(self)
+
+                def new_client() -> JanusClient:
+                    llm = this()
+                    if llm is None:
+                        raise JanusError("this JanusPro was garbage-collected")
+                    return llm._new_client()
+
+                runtime = _Runtime(new_client)
+                weakref.finalize(self, runtime.close)
+                self._runtime = runtime
+        return runtime
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> JanusPro:
+        """A deep copy with its own connections (clients and threads are never copied)."""
+        fields = {
+            name: copy.deepcopy(getattr(self, name), memo) for name in type(self).model_fields
+        }
+        return type(self)(**fields)
+
     def _new_client(self) -> JanusClient:
         return JanusClient(
             self.space,
@@ -235,11 +305,15 @@ class JanusPro(CustomLLM):
 
     async def aclose(self) -> None:
         """Close the client of the running event loop (call before that loop ends)."""
-        await self._clients.aclose_current()
+        runtime = getattr(self, "_runtime", None)
+        if runtime is not None:
+            await runtime.clients.aclose_current()
 
     def close(self) -> None:
         """Close the sync methods' client and stop their loop thread (they restart on use)."""
-        self._sync.close()
+        runtime = getattr(self, "_runtime", None)
+        if runtime is not None:
+            runtime.close()
 
     def __enter__(self) -> JanusPro:
         return self
@@ -252,7 +326,7 @@ class JanusPro(CustomLLM):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-        self.close()
+        await asyncio.to_thread(self.close)  # joining the sync side's thread would block the loop
 
     # -- the shared paths -------------------------------------------------------------------
 
@@ -282,7 +356,7 @@ class JanusPro(CustomLLM):
     async def _understand(
         self, request: _Request
     ) -> AsyncGenerator[StatusEvent | UnderstandingResult, None]:
-        client = self._clients.get()
+        client = self._rt().clients.get()
         stream = client.stream_chat(
             request.messages,
             seed=request.seed,
@@ -339,7 +413,7 @@ class JanusPro(CustomLLM):
 
     def _run_sync(self, request: _Request) -> ChatResponse:
         result = None
-        for item in self._sync.thread().iterate(self._understand(request)):
+        for item in self._rt().thread().iterate(self._understand(request)):
             if isinstance(item, UnderstandingResult):
                 result = item
             else:
@@ -357,7 +431,7 @@ class JanusPro(CustomLLM):
         return self._chat_response(_final(result, UnderstandingResult), request)
 
     def _stream_sync(self, request: _Request) -> ChatResponseGen:
-        for item in self._sync.thread().iterate(self._understand(request)):
+        for item in self._rt().thread().iterate(self._understand(request)):
             if isinstance(item, UnderstandingResult):
                 yield self._chat_response(item, request)
                 return
@@ -462,7 +536,7 @@ class JanusPro(CustomLLM):
     async def _generate(
         self, prompt: str, seed: int | None, guidance: float | None, temperature: float | None
     ) -> AsyncGenerator[StatusEvent | GenerationResult, None]:
-        client = self._clients.get()
+        client = self._rt().clients.get()
         stream = client.stream_generate(
             prompt,
             seed=self.image_seed if seed is None else seed,
@@ -501,8 +575,8 @@ class JanusPro(CustomLLM):
     ) -> list[ImageBlock]:
         """Sync ``agenerate_images`` (works inside a running loop and from threads)."""
         result = None
-        for item in self._sync.thread().iterate(
-            self._generate(prompt, seed, guidance, temperature)
+        for item in (
+            self._rt().thread().iterate(self._generate(prompt, seed, guidance, temperature))
         ):
             if isinstance(item, GenerationResult):
                 result = item

@@ -9,9 +9,10 @@ with vcrpy's aiohttp stubs. Three things make that work for the Space's protocol
 * Secrets are filtered when recording (headers, cookies, ``hf_...`` tokens, JWTs), and the
   recorded server's origin is rewritten to :data:`REPLAY_BASE_URL` so URLs inside bodies match
   what the client builds on replay.
-* Two fixes to vcrpy 8.5's aiohttp stub (see :func:`patched_aiohttp_stubs`): it reads a whole
-  response before the client sees it, which blocks an event stream until the job ends (and
-  deadlocks a stream opened before its join), and it cannot record ``FormData`` bodies.
+* Fixes to vcrpy 8.5's aiohttp stub (see :func:`patched_aiohttp_stubs`): it reads a whole
+  response before the client sees it, which holds an event stream back until the job ends (and
+  deadlocks a stream opened before its join); it records ``FormData``/``MultipartWriter``
+  bodies as Python objects; and a refused request only raises inside the client.
 """
 
 from __future__ import annotations
@@ -41,6 +42,29 @@ from multidict import CIMultiDict
 from vcr.errors import CannotOverwriteExistingCassetteException
 from vcr.request import Request
 from vcr.stubs import aiohttp_stubs
+
+__all__ = [
+    "RANDOM_QUERY_PARAMS",
+    "REDACTED",
+    "REPLAY_BASE_URL",
+    "SECRET_REQUEST_HEADERS",
+    "SECRET_RESPONSE_HEADERS",
+    "CassetteSession",
+    "SessionBinder",
+    "canonical_body",
+    "canonical_path",
+    "canonical_query",
+    "cassette_path",
+    "filter_request",
+    "filter_response",
+    "free_port",
+    "running_replica",
+    "scrub_bytes",
+    "scrub_text",
+    "session_of",
+    "strip_param_id",
+    "use_cassette",
+]
 
 REPLAY_BASE_URL = "http://127.0.0.1:7861"
 """The Space URL a replaying test talks to (nothing listens there; vcrpy answers)."""
@@ -343,7 +367,7 @@ async def _record_response(cassette: Any, vcr_request: Request, response: Any) -
 def _vcr_request(
     cassette: Any, real_request: Callable[..., Any], unmatched: list[str]
 ) -> Callable[..., Any]:
-    """vcrpy's request stub, with aiohttp payloads sent as bytes and refusals remembered."""
+    """vcrpy's request stub; FormData/MultipartWriter bodies go out (and are recorded) as bytes."""
     stub = _original_vcr_request(cassette, real_request)
 
     @functools.wraps(real_request)
@@ -373,7 +397,7 @@ def patched_aiohttp_stubs(unmatched: list[str]) -> Iterator[None]:
     client, so an event stream reaches the client only after the server closed it: progress
     arrives all at once, a client cannot leave a stream early, and a stream opened before its
     join never returns. Here a stream is recorded as it is fed instead (the client reads it
-    live, and what it read is recorded when it ends or is released). Refused requests raise
+    live; what had arrived is recorded when it ends or is released). Refused requests raise
     inside the client, whose error handling might swallow them; the fixture fails on them.
     """
     record, request = aiohttp_stubs.record_response, aiohttp_stubs.vcr_request
@@ -499,27 +523,3 @@ def running_replica(*args: str, startup_timeout: float = 90.0) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-__all__ = [
-    "RANDOM_QUERY_PARAMS",
-    "REDACTED",
-    "REPLAY_BASE_URL",
-    "SECRET_REQUEST_HEADERS",
-    "SECRET_RESPONSE_HEADERS",
-    "CassetteSession",
-    "SessionBinder",
-    "canonical_body",
-    "canonical_path",
-    "canonical_query",
-    "cassette_path",
-    "filter_request",
-    "filter_response",
-    "free_port",
-    "running_replica",
-    "scrub_bytes",
-    "scrub_text",
-    "session_of",
-    "strip_param_id",
-    "use_cassette",
-]

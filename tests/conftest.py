@@ -81,10 +81,12 @@ def space_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def space_tier(request: pytest.FixtureRequest, space_url: str) -> SpaceTier:
     """Which tier ``space_url`` is in: ``"replay"``, ``"record"`` or ``"live"``."""
-    return request.node.stash[_TIER]
+    node: pytest.Item = request.node
+    return node.stash[_TIER]
 
 
 @pytest.fixture
 def space_cassette(request: pytest.FixtureRequest, space_url: str) -> CassetteSession | None:
     """The cassette in use (replay and record tiers), else None."""
-    return request.node.stash.get(_CASSETTE, None)
+    node: pytest.Item = request.node
+    return node.stash.get(_CASSETTE, None)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from base64 import b64decode
 import socket
+from base64 import b64decode
 from pathlib import Path
 from typing import Any
 

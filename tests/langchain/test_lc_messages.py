@@ -87,7 +87,9 @@ def test_image_urls_that_would_read_local_files_or_other_schemes_are_refused(url
 
 def test_invalid_base64_is_a_clear_error() -> None:
     with pytest.raises(InvalidInputError, match="base64 data is invalid"):
-        to_janus_message(_human({"type": "image", "base64": "not base64!", "mime_type": "image/png"}))
+        to_janus_message(
+            _human({"type": "image", "base64": "not base64!", "mime_type": "image/png"})
+        )
 
 
 def test_provider_file_ids_are_refused() -> None:
@@ -99,10 +101,16 @@ def test_provider_file_ids_are_refused() -> None:
 
 UNSUPPORTED = {
     "v1-audio": ({"type": "audio", "base64": B64, "mime_type": "audio/wav"}, "'audio'"),
-    "openai-audio": ({"type": "input_audio", "input_audio": {"data": B64, "format": "wav"}}, "'audio'"),
+    "openai-audio": (
+        {"type": "input_audio", "input_audio": {"data": B64, "format": "wav"}},
+        "'audio'",
+    ),
     "v1-file": ({"type": "file", "base64": B64, "mime_type": "application/pdf"}, "'file'"),
     "openai-file": (
-        {"type": "file", "file": {"filename": "a.pdf", "file_data": f"data:application/pdf;base64,{B64}"}},
+        {
+            "type": "file",
+            "file": {"filename": "a.pdf", "file_data": f"data:application/pdf;base64,{B64}"},
+        },
         "'file'",
     ),
     "video": ({"type": "video", "url": "https://example.com/v.mp4"}, "'video'"),

@@ -112,7 +112,7 @@ def test_unreadable_image_is_an_invalid_input(tmp_path: Path) -> None:
     ids=["audio", "video", "document", "thinking"],
 )
 def test_unsupported_blocks_raise(block: object) -> None:
-    message = ChatMessage(role="user", blocks=[TextBlock(text="hi"), block])  # type: ignore[list-item]
+    message = ChatMessage(role="user", blocks=[TextBlock(text="hi"), block])
     with pytest.raises(InvalidInputError, match=r"messages\[1\]\.blocks\[1\].*cannot be sent"):
         to_janus_messages([ChatMessage(role="system", content="s"), message])
 

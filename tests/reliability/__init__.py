@@ -1,0 +1,1 @@
+"""Reliability and security tests: fault matrix, cancellation, bad input, fuzzing, secrets, soak."""
