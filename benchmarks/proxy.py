@@ -70,7 +70,8 @@ class RequestParser:
     which is all that counting needs; bodies are skipped without being buffered whole.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, log: list[str] | None = None) -> None:
+        self.log = log  # when given, every request's kind is appended (for --trace)
         self._buf = bytearray()
         self._state = "head"
         self._remaining = 0
@@ -94,6 +95,8 @@ class RequestParser:
             lines = head.split("\r\n")
             parts = lines[0].split(" ")
             found.append((parts[0], parts[1] if len(parts) > 1 else ""))
+            if self.log is not None:
+                self.log.append(request_kind(found[-1][1]))
             headers = {}
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -161,6 +164,7 @@ class ProxyLink:
         self.delay = delay
         self.handshake = 2 * delay * handshake_rtts if delay else 0.0
         self.stats = LinkStats()
+        self.trace: list[str] | None = None  # set to a list to log requests per connection
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -183,7 +187,7 @@ class ProxyLink:
             except OSError:
                 writer.close()
                 return
-            parser = RequestParser()
+            parser = RequestParser(log=self.trace)
             tasks = [
                 asyncio.ensure_future(self._pipe(reader, up_writer, ready_at, parser)),
                 asyncio.ensure_future(self._pipe(up_reader, writer, ready_at, None)),

@@ -78,7 +78,7 @@ def space_host_url(space_id: str) -> str:
 
 
 def jwt_expiry(token: str, default_ttl: float = 300.0) -> float:
-    """The ``exp`` claim of a JWT as a ``time.time()`` value; now + ``default_ttl`` if unreadable."""
+    """The ``exp`` claim of a JWT as a ``time.time()`` value; now + ``default_ttl`` if unknown."""
     try:
         payload = token.split(".")[1]
         payload += "=" * (-len(payload) % 4)

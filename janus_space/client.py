@@ -354,7 +354,7 @@ class JanusClient:
     # -- images --------------------------------------------------------------------------
 
     async def _resolve_image(self, source: ImageInput | None) -> ImageData:
-        """Any accepted image form (or None, per ``text_only``) → checked, downscaled ``ImageData``."""
+        """Any accepted image form (or None, per ``text_only``) → checked, downscaled image."""
         if source is None:
             if self._text_only == "error":
                 raise InvalidInputError(
@@ -388,7 +388,7 @@ class JanusClient:
                     data += chunk
                     if len(data) > self._max_download:
                         raise InvalidInputError(
-                            f"image at {url[:200]} is larger than the {self._max_download:,}-byte limit"
+                            f"image at {url[:200]} is over the {self._max_download:,}-byte limit"
                         )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise InvalidInputError(
@@ -606,7 +606,7 @@ class JanusClient:
         top_p: float = 0.95,
         temperature: float = 0.1,
     ) -> AsyncGenerator[StatusEvent | UnderstandingResult, None]:
-        """Flatten a conversation to one question and image, then stream it like ``stream_understand``."""
+        """Flatten a conversation to one question and image, streamed like ``stream_understand``."""
         prompt = self.prepare_conversation(messages)
         async for event in self.stream_understand(
             prompt.question,

@@ -1,4 +1,4 @@
-"""Typed events of a Space job and the results it ends with; ``parse_message`` maps wire JSON to them."""
+"""Typed events of a Space job and the results it ends with; ``parse_message`` reads wire JSON."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .prompt import PreparedPrompt
@@ -66,7 +66,7 @@ class Heartbeat:
     """The server is alive; sent during long jobs."""
 
 
-StatusEvent = Union[Queued, Started, Progress, Log, Heartbeat]
+StatusEvent = Queued | Started | Progress | Log | Heartbeat
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class StreamError:
     message: str
 
 
-WireEvent = Union[Queued, Started, Progress, Log, Heartbeat, JobCompleted, StreamError]
+WireEvent = Queued | Started | Progress | Log | Heartbeat | JobCompleted | StreamError
 
 
 def _num(value: Any) -> float | None:

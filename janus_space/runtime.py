@@ -52,19 +52,20 @@ class LoopThread:
     def iterate(self, iterable: AsyncIterable[T]) -> Iterator[T]:
         """Iterate an async iterable on the loop thread, yielding its items here.
 
-        Stopping early (``break``, an exception, or closing the generator) closes the async
-        iterator on the loop thread, so a stream abandoned from sync code is cancelled too.
+        Stopping early (``break``, an exception, or closing the generator) cancels the pump and
+        waits until the async iterator is closed on the loop thread, so a stream abandoned from
+        sync code has cancelled its job before this returns.
         """
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("LoopThread.iterate called from its own loop thread")
         items: thread_queue.Queue[Any] = thread_queue.Queue()
-        stop = threading.Event()
+        finished = threading.Event()
 
         async def pump() -> None:
             iterator = iterable.__aiter__()
             try:
                 async for item in iterator:
                     items.put((True, item))
-                    if stop.is_set():
-                        break
                 items.put((True, _DONE))
             except BaseException as exc:
                 items.put((False, exc))
@@ -73,7 +74,13 @@ class LoopThread:
                 if aclose is not None:
                     await aclose()
 
-        future = asyncio.run_coroutine_threadsafe(pump(), self.loop)
+        async def start() -> asyncio.Task[None]:
+            task = asyncio.ensure_future(pump())
+            task.add_done_callback(lambda _: finished.set())
+            return task
+
+        loop = self.loop
+        task = asyncio.run_coroutine_threadsafe(start(), loop).result()
         try:
             while True:
                 ok, item = items.get()
@@ -83,13 +90,9 @@ class LoopThread:
                     return
                 yield item
         finally:
-            stop.set()
-            if not future.done():
-                future.cancel()
-            try:
-                future.result()
-            except BaseException:
-                pass
+            if not finished.is_set():
+                loop.call_soon_threadsafe(task.cancel)
+                finished.wait(timeout=60)  # the iterator's own cleanup (e.g. cancelling a job)
 
     def close(self) -> None:
         """Stop the loop and join the thread."""

@@ -129,7 +129,7 @@ async def with_retries(
     backoff: Backoff,
     retry_if: Callable[[JanusError], bool] = lambda e: e.retryable,
 ) -> T:
-    """Run ``attempt_fn``; retry typed errors that ``retry_if`` allows, up to ``max_retries`` times."""
+    """Run ``attempt_fn``, retrying errors that ``retry_if`` allows up to ``max_retries`` times."""
     attempt = 0
     while True:
         try:

@@ -8,13 +8,15 @@ Where the event is attached, and why (checked on langchain-core 1.8.3):
 
 1. A ``run_manager`` is passed (``invoke``/``ainvoke`` without streaming, ``stream_events``
    v3): the event belongs to the chat-model run.
-2. ``stream``/``astream`` call ``_stream``/``_astream`` *without* a run manager. ChatJanus's
-   own ``stream``/``astream`` pin the run id in the config and publish it here through a
-   context variable, set only around each step of the stream, so the event still belongs to
-   the chat-model run, also for a bare model with no parent run.
-3. Otherwise (``invoke`` inside ``astream_events``, where langchain-core streams without
-   passing the run manager) the event goes to the enclosing run, as ``dispatch_custom_event``
-   does; with no enclosing run there is no one to tell and the event is skipped.
+2. ``stream``/``astream`` call ``_stream``/``_astream`` *without* a run manager, and so does
+   ``invoke``/``ainvoke`` when it streams because a streaming handler is attached (as in
+   ``astream_events`` of a chain or a LangGraph graph). ChatJanus's own four entry points pin
+   the run id in the config and publish the run here through a context variable, set only
+   around the call (around each step, for streams), so the event still belongs to the
+   chat-model run, also for a bare model with no parent run.
+3. Otherwise (``generate``/``agenerate`` called directly while streaming) the event goes to
+   the enclosing run, as ``dispatch_custom_event`` does; with no enclosing run there is no one
+   to tell and the event is skipped.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
 
 __all__ = [
     "STATUS_EVENT",
-    "StreamRun",
+    "PinnedRun",
     "adispatch_status",
-    "current_stream_run",
+    "current_run",
     "dispatch_status",
     "status_payload",
 ]
@@ -64,8 +66,8 @@ def status_payload(event: StatusEvent, model: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class StreamRun:
-    """The chat-model run a ``stream``/``astream`` step belongs to, and its handlers."""
+class PinnedRun:
+    """The chat-model run a call belongs to (its id pinned in the config), and its handlers."""
 
     run_id: UUID
     config: RunnableConfig
@@ -75,12 +77,12 @@ class StreamRun:
     metadata: dict[str, Any] | None
 
 
-_STREAM_RUN: ContextVar[StreamRun | None] = ContextVar("langchain_janus_stream_run", default=None)
+_CURRENT_RUN: ContextVar[PinnedRun | None] = ContextVar("langchain_janus_run", default=None)
 
 
-def current_stream_run() -> ContextVar[StreamRun | None]:
-    """The context variable ChatJanus's ``stream``/``astream`` set around each stream step."""
-    return _STREAM_RUN
+def current_run() -> ContextVar[PinnedRun | None]:
+    """The context variable ChatJanus's entry points set around a call (or each stream step)."""
+    return _CURRENT_RUN
 
 
 async def adispatch_status(payload: dict[str, Any], run_manager: AsyncRunManager | None) -> None:
@@ -97,7 +99,7 @@ async def adispatch_status(payload: dict[str, Any], run_manager: AsyncRunManager
         )
         await manager.on_custom_event(STATUS_EVENT, payload, run_id=run_manager.run_id)
         return
-    run = _STREAM_RUN.get()
+    run = _CURRENT_RUN.get()
     if run is not None:
         base = AsyncCallbackManager.configure(
             run.config.get("callbacks"),
@@ -131,7 +133,7 @@ def dispatch_status(payload: dict[str, Any], run_manager: RunManager | None) -> 
         )
         manager.on_custom_event(STATUS_EVENT, payload, run_id=run_manager.run_id)
         return
-    run = _STREAM_RUN.get()
+    run = _CURRENT_RUN.get()
     if run is not None:
         base = CallbackManager.configure(
             run.config.get("callbacks"),

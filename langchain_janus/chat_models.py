@@ -35,9 +35,9 @@ from janus_space import (
 )
 
 from ._events import (
-    StreamRun,
+    PinnedRun,
     adispatch_status,
-    current_stream_run,
+    current_run,
     dispatch_status,
     status_payload,
 )
@@ -420,13 +420,13 @@ class ChatJanus(SpaceConnection, BaseChatModel):
 
         return self._clients.loop_thread.run(run())
 
-    # -- stream/astream: publish the run so status events belong to it (see _events) -------
+    # -- the public entry points pin the run so status events belong to it (see _events) ----
 
-    def _stream_run(self, config: RunnableConfig | None) -> tuple[StreamRun, RunnableConfig]:
+    def _pin_run(self, config: RunnableConfig | None) -> tuple[PinnedRun, RunnableConfig]:
         ensured = ensure_config(config)
         run_id = ensured.get("run_id") or uuid7()
         ensured["run_id"] = run_id
-        run = StreamRun(
+        run = PinnedRun(
             run_id=run_id,
             config=ensured,
             callbacks=self.callbacks,
@@ -437,6 +437,38 @@ class ChatJanus(SpaceConnection, BaseChatModel):
         return run, ensured
 
     @override
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        run, config = self._pin_run(config)
+        token = current_run().set(run)
+        try:
+            return super().invoke(input, config, stop=stop, **kwargs)
+        finally:
+            current_run().reset(token)
+
+    @override
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        run, config = self._pin_run(config)
+        token = current_run().set(run)
+        try:
+            return await super().ainvoke(input, config, stop=stop, **kwargs)
+        finally:
+            current_run().reset(token)
+
+    @override
     def stream(
         self,
         input: LanguageModelInput,
@@ -445,14 +477,14 @@ class ChatJanus(SpaceConnection, BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
-        run, config = self._stream_run(config)
-        variable = current_stream_run()
+        run, config = self._pin_run(config)
+        variable = current_run()
         chunks = cast(
             "Generator[AIMessageChunk, None, None]",
             super().stream(input, config, stop=stop, **kwargs),
         )
         try:
-            while True:
+            while True:  # set around each step only: a generator must not leak its context
                 token = variable.set(run)
                 try:
                     chunk = next(chunks)
@@ -473,8 +505,8 @@ class ChatJanus(SpaceConnection, BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
-        run, config = self._stream_run(config)
-        variable = current_stream_run()
+        run, config = self._pin_run(config)
+        variable = current_run()
         chunks = cast(
             "AsyncGenerator[AIMessageChunk, None]",
             super().astream(input, config, stop=stop, **kwargs),

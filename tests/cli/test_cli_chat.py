@@ -53,7 +53,10 @@ def lines(*items: str | BaseException) -> Iterator[str]:
 
 
 def run(
-    model: FakeModel, *items: str | BaseException, image: str | None = None, **options: bool
+    model: FakeModel,
+    *items: str | BaseException,
+    image: str | None = None,
+    as_json: bool = False,
 ) -> tuple[int, str, str]:
     feed = lines(*items)
 
@@ -65,7 +68,13 @@ def run(
 
     out, err = io.StringIO(), io.StringIO()
     code = chat_loop(
-        model, read_line, out, StatusDisplay(err), describe=describe_error, image=image, **options
+        model,
+        read_line,
+        out,
+        StatusDisplay(err),
+        describe=describe_error,
+        image=image,
+        as_json=as_json,
     )
     return code, out.getvalue(), err.getvalue()
 

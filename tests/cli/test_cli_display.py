@@ -108,7 +108,7 @@ def test_terminal_clock_keeps_moving_between_events() -> None:
 
 def test_ascii_spinner_when_the_terminal_is_not_utf8() -> None:
     stream = Terminal()
-    stream.encoding = "ascii"  # type: ignore[misc]
+    stream.encoding = "ascii"
     display = StatusDisplay(stream)
     display.start("x")
     display.stop()

@@ -43,7 +43,9 @@ def test_space_host_url() -> None:
 
 
 def test_jwt_expiry_reads_exp() -> None:
-    claims = base64.urlsafe_b64encode(json.dumps({"exp": 2_000_000_000}).encode()).decode().rstrip("=")
+    claims = (
+        base64.urlsafe_b64encode(json.dumps({"exp": 2_000_000_000}).encode()).decode().rstrip("=")
+    )
     assert jwt_expiry(f"h.{claims}.s") == 2_000_000_000
     assert jwt_expiry("garbage") > time.time()
 
@@ -61,7 +63,11 @@ def test_bad_unit_values(value: object) -> None:
 
 
 def test_good_values_pass() -> None:
-    assert check_seed(0) == 0 and check_unit(1, "t") == 1.0 and check_range(10, "guidance", 1, 10) == 10.0
+    assert (
+        check_seed(0) == 0
+        and check_unit(1, "t") == 1.0
+        and check_range(10, "guidance", 1, 10) == 10.0
+    )
     assert check_text(" q ", "question") == " q "
     with pytest.raises(InvalidInputError, match="question is empty"):
         check_text("  ", "question")

@@ -23,7 +23,9 @@ from janus_space.transport import Backoff, error_for_status
 
 
 def test_estimation_becomes_queued() -> None:
-    event = parse_message({"msg": "estimation", "event_id": "e", "rank": 2, "queue_size": 5, "rank_eta": 3.5})
+    event = parse_message(
+        {"msg": "estimation", "event_id": "e", "rank": 2, "queue_size": 5, "rank_eta": 3.5}
+    )
     assert event == Queued(rank=2, queue_size=5, eta=3.5)
 
 
@@ -45,9 +47,9 @@ def test_process_starts_progress_log_heartbeat() -> None:
 def test_completed_and_stream_error_and_unknown() -> None:
     done = parse_message({"msg": "process_completed", "success": False, "output": {"error": None}})
     assert done == JobCompleted(success=False, output={"error": None})
-    assert parse_message({"msg": "unexpected_error", "message": "404: Session not found."}) == StreamError(
-        "404: Session not found."
-    )
+    assert parse_message(
+        {"msg": "unexpected_error", "message": "404: Session not found."}
+    ) == StreamError("404: Session not found.")
     assert parse_message({"msg": "send_hash"}) is None
 
 
@@ -58,7 +60,12 @@ def test_progress_with_garbage_fields_does_not_crash() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("Try again in 23:51:22.", 85882.0), ("try again in 0:00:07", 7.0), ("Try again in 05:00", 300.0), ("soon", None)],
+    [
+        ("Try again in 23:51:22.", 85882.0),
+        ("try again in 0:00:07", 7.0),
+        ("Try again in 05:00", 300.0),
+        ("soon", None),
+    ],
 )
 def test_retry_after_parsing(text: str, seconds: float | None) -> None:
     assert parse_retry_after(text) == seconds
@@ -81,8 +88,12 @@ def test_zerogpu_transient_failures_are_gpu_unavailable() -> None:
 
 
 def test_null_error_of_understanding_means_missing_image() -> None:
-    assert isinstance(error_from_app_message(None, fn="multimodal_understanding"), MissingImageError)
-    assert isinstance(error_from_app_message("AttributeError", fn="multimodal_understanding"), MissingImageError)
+    assert isinstance(
+        error_from_app_message(None, fn="multimodal_understanding"), MissingImageError
+    )
+    assert isinstance(
+        error_from_app_message("AttributeError", fn="multimodal_understanding"), MissingImageError
+    )
     generic = error_from_app_message(None, fn="generate_image")
     assert type(generic) is AppError
 
@@ -97,9 +108,13 @@ def test_app_error_keeps_title_and_strips_tags() -> None:
 def test_http_statuses_map_to_typed_errors() -> None:
     limited = error_for_status(429, {"Retry-After": "12"}, b"", "join")
     assert isinstance(limited, RateLimitedError) and limited.retry_after == 12.0
-    full = error_for_status(503, {}, b'{"detail": "Queue is full. Max size is 1 and size is 1."}', "join")
+    full = error_for_status(
+        503, {}, b'{"detail": "Queue is full. Max size is 1 and size is 1."}', "join"
+    )
     assert isinstance(full, QueueFullError)
-    asleep = error_for_status(503, {"Content-Type": "text/html"}, b"<html>sleeping</html>", "config")
+    asleep = error_for_status(
+        503, {"Content-Type": "text/html"}, b"<html>sleeping</html>", "config"
+    )
     assert isinstance(asleep, SpaceUnavailableError) and asleep.status == 503
     html_page = error_for_status(200 + 2, {"Content-Type": "text/html"}, b"<html/>", "config")
     assert isinstance(html_page, SpaceUnavailableError)

@@ -15,7 +15,9 @@ from janus_space.media import placeholder_image, prepare_for_upload, sniff_mime_
 
 def png_bytes(size: tuple[int, int] = (8, 6), mode: str = "RGB") -> bytes:
     buffer = io.BytesIO()
-    Image.new(mode, size, (200, 10, 10) if mode == "RGB" else (200, 10, 10, 128)).save(buffer, "PNG")
+    Image.new(mode, size, (200, 10, 10) if mode == "RGB" else (200, 10, 10, 128)).save(
+        buffer, "PNG"
+    )
     return buffer.getvalue()
 
 
@@ -30,7 +32,16 @@ def test_every_accepted_form_gives_the_same_image(tmp_path: Path) -> None:
     path = tmp_path / "pic.png"
     path.write_bytes(raw)
     b64 = base64.b64encode(raw).decode()
-    forms = [raw, bytearray(raw), memoryview(raw), path, str(path), f"data:image/png;base64,{b64}", b64, ImageData(raw, "image/png")]
+    forms = [
+        raw,
+        bytearray(raw),
+        memoryview(raw),
+        path,
+        str(path),
+        f"data:image/png;base64,{b64}",
+        b64,
+        ImageData(raw, "image/png"),
+    ]
     for form in forms:
         image = load_image(form)
         assert image.mime_type == "image/png" and image.data == raw
@@ -39,7 +50,13 @@ def test_every_accepted_form_gives_the_same_image(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "mime"),
-    [(png_bytes(), "image/png"), (jpeg_bytes((4, 4)), "image/jpeg"), (b"GIF89a....;", "image/gif"), (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"), (b"%PDF-1.7", None)],
+    [
+        (png_bytes(), "image/png"),
+        (jpeg_bytes((4, 4)), "image/jpeg"),
+        (b"GIF89a....;", "image/gif"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"%PDF-1.7", None),
+    ],
 )
 def test_sniffing(data: bytes, mime: str | None) -> None:
     assert sniff_mime_type(data) == mime

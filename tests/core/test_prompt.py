@@ -32,20 +32,27 @@ def test_system_and_history_are_flattened_in_the_documented_format() -> None:
         ]
     )
     assert prompt.question == (
-        "Answer briefly.\n\nEarlier conversation:\nUser: Hi\nAssistant: Hello!\n\nWhat colour is it?"
+        "Answer briefly.\n\nEarlier conversation:\nUser: Hi\nAssistant: Hello!\n\n"
+        "What colour is it?"
     )
 
 
 def test_most_recent_image_is_sent_and_the_rest_reported() -> None:
     with pytest.warns(ImagesDroppedWarning, match="dropping 1"):
         prompt = flatten_conversation(
-            [Message("user", "first", (b"old",)), Message("assistant", "ok"), Message("user", "now", (b"new",))]
+            [
+                Message("user", "first", (b"old",)),
+                Message("assistant", "ok"),
+                Message("user", "now", (b"new",)),
+            ]
         )
     assert prompt.image == b"new" and prompt.dropped_images == 1
 
 
 def test_image_from_an_earlier_turn_is_still_sent() -> None:
-    prompt = flatten_conversation([Message("user", "look", (b"img",)), Message("assistant", "ok"), Message("user", "and?")])
+    prompt = flatten_conversation(
+        [Message("user", "look", (b"img",)), Message("assistant", "ok"), Message("user", "and?")]
+    )
     assert prompt.image == b"img"
 
 

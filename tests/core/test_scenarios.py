@@ -49,7 +49,10 @@ async def test_text_only_question_sends_the_placeholder(client: JanusClient) -> 
     report = parse_understanding_report(result.text)
     assert (report.width, report.height) == (384, 384)
     assert (report.question, report.seed, report.top_p, report.temperature) == (
-        "What is 2 + 2?", "7", "0.5", "0.25",
+        "What is 2 + 2?",
+        "7",
+        "0.5",
+        "0.25",
     )
     assert (result.seed, result.top_p, result.temperature) == (7, 0.5, 0.25)
     assert result.duration is not None and result.duration >= 0
@@ -76,7 +79,11 @@ async def test_stream_reports_queue_start_logs_progress_then_result(client: Janu
     kinds = [type(event) for event in events]
     assert kinds[0] is Queued and Started in kinds and kinds[-1] is UnderstandingResult
     progress = [event for event in events if isinstance(event, Progress)]
-    assert [(p.index, p.length, p.unit) for p in progress] == [(0, 3, "steps"), (1, 3, "steps"), (2, 3, "steps")]
+    assert [(p.index, p.length, p.unit) for p in progress] == [
+        (0, 3, "steps"),
+        (1, 3, "steps"),
+        (2, 3, "steps"),
+    ]
     assert progress[0].desc
     logs = [event for event in events if isinstance(event, Log)]
     assert {log.level for log in logs} == {"info", "warning"}
@@ -123,14 +130,24 @@ async def test_text_only_error_policy_refuses_before_any_request() -> None:
 
 
 async def test_generation_downloads_five_images_with_the_parameters(client: JanusClient) -> None:
-    events = [event async for event in client.stream_generate("a red fox", seed=99, guidance=7.5, temperature=0.5)]
+    events = [
+        event
+        async for event in client.stream_generate(
+            "a red fox", seed=99, guidance=7.5, temperature=0.5
+        )
+    ]
     result = events[-1]
     assert isinstance(result, GenerationResult) and isinstance(events[0], Queued)
     assert len(result.images) == 5
     for index, image in enumerate(result.images):
         assert image.mime_type == "image/webp" and image.size > 0
         report = read_generation_report(image.data)
-        assert (report.index, report.seed, report.guidance, report.temperature) == (index, 99, 7.5, 0.5)
+        assert (report.index, report.seed, report.guidance, report.temperature) == (
+            index,
+            99,
+            7.5,
+            0.5,
+        )
         assert report.prompt_crc32 == prompt_checksum("a red fox")
         assert image.to_data_uri().startswith("data:image/webp;base64,")
 
@@ -157,7 +174,11 @@ async def test_image_from_an_earlier_turn_reaches_the_space(client: JanusClient)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = await client.chat(
-            [Message("user", "Look.", (picture((64, 32)),)), Message("assistant", "OK."), Message("user", "Size?")]
+            [
+                Message("user", "Look.", (picture((64, 32)),)),
+                Message("assistant", "OK."),
+                Message("user", "Size?"),
+            ]
         )
     assert parse_understanding_report(result.text).width == 64
 

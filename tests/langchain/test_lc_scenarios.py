@@ -191,19 +191,18 @@ async def test_progress_inside_chains_and_langgraph_nodes(space_url: str) -> Non
         ]
         final = await app.ainvoke({"messages": [HumanMessage("c")]})
 
-    # In a chain, ChatJanus's astream attributes the events to the model run itself.
-    model_run = next(e["run_id"] for e in chain_events if e["event"] == "on_chat_model_start")
-    chain_custom = [e for e in chain_events if e["event"] == "on_custom_event"]
-    assert _statuses(chain_events) == ["queued", "started", "log", "progress", "log"]
-    assert {e["run_id"] for e in chain_custom} == {model_run}
-    # In a graph node calling ainvoke, langchain-core streams without handing over the model's
-    # run, so the events belong to the enclosing node run (still in the same event stream).
+    # In a chain (astream) and in a graph node (ainvoke, which streams because astream_events
+    # attached a streaming handler), the events belong to the chat-model run itself.
+    for events in (chain_events, graph_events):
+        model_run = next(e["run_id"] for e in events if e["event"] == "on_chat_model_start")
+        custom = [e for e in events if e["event"] == "on_custom_event"]
+        assert _statuses(events) == ["queued", "started", "log", "progress", "log"]
+        assert {e["run_id"] for e in custom} == {model_run}
     node_run = next(
         e["run_id"] for e in graph_events if e["event"] == "on_chain_start" and e["name"] == "janus"
     )
     graph_custom = [e for e in graph_events if e["event"] == "on_custom_event"]
-    assert _statuses(graph_events) == ["queued", "started", "log", "progress", "log"]
-    assert {e["run_id"] for e in graph_custom} == {node_run}
+    assert node_run in graph_custom[0]["parent_ids"]
     assert graph_custom[0]["metadata"]["langgraph_node"] == "janus"
     assert parse_understanding_report(final["messages"][-1].text).question == "c"
 
@@ -230,6 +229,26 @@ async def test_progress_and_tokens_reach_callback_handlers(space_url: str) -> No
     answer_tokens = [c for c in recorder.tokens if c is not None and c.message.content]
     assert len(answer_tokens) == 1  # the answer reached on_llm_new_token once, not twice
     assert parse_understanding_report(answer_tokens[0].message.text).question == "two [slow:1]"
+
+
+async def test_progress_reaches_handlers_when_invoke_streams(space_url: str) -> None:
+    # streaming=True makes ainvoke go through _astream, which langchain-core calls without
+    # the run manager: the events must still reach the handler, on the model's run.
+    recorder = _Recorder()
+    async with ChatJanus(base_url=space_url, streaming=True) as llm:
+        reply = await llm.ainvoke("three [slow:1]", {"callbacks": [recorder]})
+    ((run_id, _, _),) = recorder.starts
+    assert [(name, data["status"]) for name, data, _ in recorder.custom] == [
+        (STATUS_EVENT, "queued"),
+        (STATUS_EVENT, "started"),
+        (STATUS_EVENT, "log"),
+        (STATUS_EVENT, "progress"),
+        (STATUS_EVENT, "log"),
+    ]
+    assert {run for _, _, run in recorder.custom} == {run_id}
+    assert [c.message.text for c in recorder.tokens if c is not None and c.message.content] == [
+        reply.text
+    ]
 
 
 # --- image generation --------------------------------------------------------------------------

@@ -85,6 +85,7 @@ StreamKind = Literal[
     "oversized",
     "unexpected_error",
     "http_502",
+    "raw",
 ]
 STREAM_KINDS: tuple[StreamKind, ...] = (
     "http_502",
@@ -216,13 +217,15 @@ class StreamFault:
     """How the next ``times`` event streams break (``None``: every stream).
 
     ``after`` messages of the session are sent first (for ``reset``, ``malformed`` and
-    ``non_object``); ``size`` is the length of the ``oversized`` line.
+    ``non_object``); ``size`` is the length of the ``oversized`` line; ``raw`` sends ``payload``
+    as the whole body.
     """
 
     kind: StreamKind
     times: int | None = None
     after: int = 1
     size: int = 17 * 1024 * 1024
+    payload: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -309,6 +312,7 @@ class FaultServer:
         step_delay: float = 0.02,
         stream_fault_rate: float = 0.0,
         stream_fault_kinds: tuple[StreamKind, ...] = ("reset", "end_early", "malformed"),
+        message_fault_rate: float = 0.0,
         seed: int | None = None,
         keep_history: bool = True,
     ) -> None:
@@ -318,6 +322,7 @@ class FaultServer:
         self.step_delay = step_delay
         self.stream_fault_rate = stream_fault_rate
         self.stream_fault_kinds = stream_fault_kinds
+        self.message_fault_rate = message_fault_rate  # break a stream before a message
         self.random = random.Random(seed)
         self.requests: list[Recorded] = []
         self.cancels: list[dict[str, Any]] = []
@@ -669,25 +674,40 @@ class FaultServer:
                 self.stream_faults_applied[fault.kind] += 1
                 await self._faulty_stream(request, response, session, fault)
                 return response
-            async for line in self._messages(session):
-                await response.write(line)
+            await self._stream(request, response, session)
             return response
         finally:
             self.open_streams -= 1
             self.streams_finished += 1
 
-    async def _messages(self, session: _Session) -> AsyncIterator[bytes]:
-        """Gradio's stream: messages as they come, heartbeats, close once nothing is pending."""
+    async def _stream(
+        self, request: web.Request, response: web.StreamResponse, session: _Session
+    ) -> None:
+        """Gradio's stream: messages as they come, heartbeats, close once nothing is pending.
+
+        With ``message_fault_rate``, the stream may break before any message (the message
+        stays queued for the next stream): a reset, a malformed line or an early end.
+        """
         while True:
             message = await session.mailbox.get(self.heartbeat)
             if message is None:
-                yield self._line({"msg": "heartbeat"})
+                await response.write(self._line({"msg": "heartbeat"}))
                 continue
-            yield self._line(message)
+            if self.message_fault_rate and self.random.random() < self.message_fault_rate:
+                session.mailbox.put_front(message)
+                kind = self.random.choice(("reset", "malformed", "end_early"))
+                self.stream_faults_applied[f"mid-stream {kind}"] += 1
+                if kind == "reset":
+                    self._abort(request)
+                elif kind == "malformed":
+                    await response.write(b'data: {"msg": oops\n\n')
+                    await self._stopping.wait()
+                return
+            await response.write(self._line(message))
             if message.get("msg") == "process_completed":
                 session.pending.discard(str(message.get("event_id")))
                 if not session.pending:
-                    yield self._line({"msg": "close_stream", "event_id": None})
+                    await response.write(self._line({"msg": "close_stream", "event_id": None}))
                     return
 
     async def _faulty_stream(
@@ -699,6 +719,9 @@ class FaultServer:
     ) -> None:
         if fault.kind == "silent":
             await self._stopping.wait()
+            return
+        if fault.kind == "raw":
+            await response.write(fault.payload)
             return
         if fault.kind == "end_early":
             # Send what is there now except completions, then end the body cleanly.
@@ -792,6 +815,7 @@ async def _serve(args: argparse.Namespace) -> None:
         step_delay=args.step_delay,
         stream_fault_rate=args.stream_fault_rate,
         stream_fault_kinds=tuple(args.stream_fault_kinds.split(",")),  # type: ignore[arg-type]
+        message_fault_rate=args.message_fault_rate,
         seed=args.seed,
         keep_history=False,
     )
@@ -810,6 +834,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-delay", type=float, default=0.02)
     parser.add_argument("--stream-fault-rate", type=float, default=0.0)
     parser.add_argument("--stream-fault-kinds", default="http_502,reset,end_early,malformed")
+    parser.add_argument("--message-fault-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):

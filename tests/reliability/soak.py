@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import janus_space
 from janus_space import (
     AppError,
     GenerationResult,
@@ -110,7 +111,7 @@ class SoakReport:
     untyped: list[str] = field(default_factory=list)
     hung: int = 0
     checkpoints: list[tuple[int, int, int]] = field(default_factory=list)  # calls, fds, rss
-    tasks_before: int = 0
+    tasks_before: int = 0  # asyncio tasks running janus_space code (the stream reader...)
     tasks_after: int = 0
     live_jobs: int = 0  # client-side Job objects still alive after the run (gc'd: 0)
     client_pending: int = 0
@@ -140,7 +141,7 @@ class SoakReport:
             mib = [round(r / 2**20, 1) for r in rss]
             out.append(f"RSS MiB at checkpoints: {mib} (growth after the first: "
                        f"{(rss[-1] - rss[0]) / 2**20:+.1f} MiB)")
-        out.append(f"asyncio tasks before/after: {self.tasks_before}/{self.tasks_after}; "
+        out.append(f"client tasks before/after: {self.tasks_before}/{self.tasks_after}; "
                    f"client jobs alive after gc: {self.live_jobs}; "
                    f"client jobs pending: {self.client_pending}")
         if self.server:
@@ -148,6 +149,19 @@ class SoakReport:
         for problem in (self.wrong + self.untyped)[:10]:
             out.append(f"PROBLEM: {problem}")
         return out
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(janus_space.__file__))
+
+
+def client_tasks() -> int:
+    """asyncio tasks running janus_space code (not the test's, not an in-process server's)."""
+    count = 0
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if code is not None and os.path.abspath(code.co_filename).startswith(_PACKAGE_DIR):
+            count += 1
+    return count
 
 
 def _live_jobs() -> int:
@@ -184,14 +198,14 @@ async def run_soak(
             report.checkpoints.append((done, open_fds(), rss_bytes()))
 
     await client.understand("warm up")  # connect: config read, connection pool started
-    report.tasks_before = len(asyncio.all_tasks())
+    report.tasks_before = client_tasks()
     started = time.perf_counter()
     plan = rng.choices(SCENARIOS, weights, k=calls)
     await asyncio.gather(*(one(i, s) for i, s in enumerate(plan)))
     report.seconds = time.perf_counter() - started
     report.calls = calls
     await asyncio.sleep(0.2)  # let finished calls' cancels and streams settle
-    report.tasks_after = len(asyncio.all_tasks())
+    report.tasks_after = client_tasks()
     queue = client._queue
     report.client_pending = queue.pending if queue is not None else 0
     report.live_jobs = _live_jobs()

@@ -23,7 +23,7 @@ from janus_space.media import ImageData, check_image_bytes, prepare_for_upload, 
 from janus_space.sse import SSEDecoder
 
 from .conftest import FAST, bounded
-from .fault_server import running_fault_server
+from .fault_server import StreamFault, running_fault_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")
 
@@ -225,14 +225,7 @@ def test_every_sample_format_loads() -> None:
 async def test_garbage_event_stream_ends_in_a_typed_error(garbage: bytes) -> None:
     assume(b"process_completed" not in garbage)
     async with running_fault_server() as server:
-        original = server._messages
-
-        async def garbage_stream(session: Any) -> Any:
-            yield garbage
-            yield b"\n\n"
-
-        server._messages = garbage_stream  # type: ignore[method-assign]
+        server.fail_stream(StreamFault("raw", times=None, payload=garbage + b"\n\n"))
         async with JanusClient(base_url=server.url, **{**FAST, "timeout": 1.5}) as client:
             with pytest.raises(JanusError):
                 await bounded(client.understand("hello"), 4)
-        server._messages = original  # type: ignore[method-assign]
