@@ -12,8 +12,10 @@ import asyncio
 import base64
 import hashlib
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ class Contender(ABC):
         """Generate images from ``prompt``; return how many were received."""
         raise NotImplementedError
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release the client."""
 
     async def parallel(
@@ -147,7 +149,9 @@ class GradioClientContender(Contender):
     ) -> list[str | None]:
         def run() -> list[str | None]:
             jobs = [
-                self._client.submit(*self._args(q, image, mime), api_name="/multimodal_understanding")
+                self._client.submit(
+                    *self._args(q, image, mime), api_name="/multimodal_understanding"
+                )
                 for q in questions
             ]
             deadline = time.monotonic() + timeout
@@ -165,6 +169,69 @@ class GradioClientContender(Contender):
         # Client.close() joins its heartbeat thread; jobs stuck after a lost answer never end,
         # so the worker process exits hard instead of waiting for them.
         await asyncio.to_thread(self._client.close)
+
+
+class GradioClientPoolContender(GradioClientContender):
+    """gradio_client the way that survives parallel use: one ``Client`` per worker thread.
+
+    A shared ``Client`` loses answers under many concurrent jobs (its stream reader races its
+    job threads), so a user who hits that falls back to a client per thread. Measured only in
+    the parallel phase; each thread's ``Client`` is created inside the timed batch.
+    """
+
+    name = "gradio_client, a Client per thread (x8)"
+    threads = 8
+
+    async def open(self, url: str) -> None:
+        try:
+            import gradio_client  # noqa: F401
+        except ImportError as exc:
+            raise NotAvailable(f"gradio_client does not import: {exc}") from None
+        self._url = url
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self.prepare(self._placeholder, "image/png")
+
+    def _own(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from gradio_client import Client
+
+            client = Client(self._url, verbose=False)
+            self._local.client = client
+            self._clients.append(client)
+        return client
+
+    def _predict(self, question: str, image: bytes | None, mime: str) -> str:
+        answer: str = self._own().predict(
+            *self._args(question, image, mime), api_name="/multimodal_understanding"
+        )
+        return answer
+
+    async def understand(self, question: str, image: bytes | None, mime: str) -> str:
+        return await asyncio.to_thread(self._predict, question, image, mime)
+
+    async def parallel(
+        self, questions: list[str], image: bytes | None, mime: str, timeout: float
+    ) -> list[str | None]:
+        def run() -> list[str | None]:
+            pool = ThreadPoolExecutor(self.threads)
+            futures = [pool.submit(self._predict, q, image, mime) for q in questions]
+            deadline = time.monotonic() + timeout
+            answers: list[str | None] = []
+            for future in futures:
+                try:
+                    answers.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+                except Exception:
+                    answers.append(None)
+            pool.shutdown(wait=False, cancel_futures=True)
+            return answers
+
+        return await asyncio.to_thread(run)
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await asyncio.to_thread(client.close)
 
 
 class CoreContender(Contender):
@@ -266,6 +333,7 @@ class LlamaIndexContender(Contender):
 CONTENDERS: dict[str, type[Contender]] = {
     "floor": FloorContender,
     "gradio_client": GradioClientContender,
+    "gradio_client_pool": GradioClientPoolContender,
     "core": CoreContender,
     "langchain": LangChainContender,
     "llama_index": LlamaIndexContender,

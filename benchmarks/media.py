@@ -37,9 +37,7 @@ def noisy_photo(
     rng = np.random.default_rng(seed)
     low_w, low_h = max(8, width // 8), max(8, height // 8)
     y, x = np.mgrid[0:low_h, 0:low_w].astype(np.float32)
-    scene = np.stack(
-        [110 + 90 * y / low_h, 140 + 50 * x / low_w, 190 - 80 * y / low_h], axis=-1
-    )
+    scene = np.stack([110 + 90 * y / low_h, 140 + 50 * x / low_w, 190 - 80 * y / low_h], axis=-1)
     for _ in range(30):  # soft objects, drawn at low resolution and scaled up (fast)
         cx, cy = rng.uniform(0, low_w), rng.uniform(0, low_h)
         radius = rng.uniform(low_w / 40, low_w / 5)

@@ -28,6 +28,7 @@ import socket
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +71,8 @@ class RequestParser:
     which is all that counting needs; bodies are skipped without being buffered whole.
     """
 
-    def __init__(self, log: list[str] | None = None) -> None:
-        self.log = log  # when given, every request's kind is appended (for --trace)
+    def __init__(self, on_request: Callable[[str], None] | None = None) -> None:
+        self._on_request = on_request  # called with each request's kind (for tracing)
         self._buf = bytearray()
         self._state = "head"
         self._remaining = 0
@@ -95,8 +96,8 @@ class RequestParser:
             lines = head.split("\r\n")
             parts = lines[0].split(" ")
             found.append((parts[0], parts[1] if len(parts) > 1 else ""))
-            if self.log is not None:
-                self.log.append(request_kind(found[-1][1]))
+            if self._on_request is not None:
+                self._on_request(request_kind(found[-1][1]))
             headers = {}
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -164,7 +165,8 @@ class ProxyLink:
         self.delay = delay
         self.handshake = 2 * delay * handshake_rtts if delay else 0.0
         self.stats = LinkStats()
-        self.trace: list[str] | None = None  # set to a list to log requests per connection
+        # While a list: every request as (monotonic time, connection id, kind, first on conn).
+        self.trace: list[tuple[float, int, str, bool]] | None = None
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -182,17 +184,32 @@ class ProxyLink:
         stats.open_now += 1
         stats.max_open = max(stats.max_open, stats.open_now)
         try:
-            try:
-                up_reader, up_writer = await asyncio.open_connection(HOST, self.upstream_port)
-            except OSError:
-                writer.close()
-                return
-            parser = RequestParser(log=self.trace)
-            tasks = [
-                asyncio.ensure_future(self._pipe(reader, up_writer, ready_at, parser)),
-                asyncio.ensure_future(self._pipe(up_reader, writer, ready_at, None)),
-            ]
+            await self._forward(reader, writer, ready_at, stats.connections)
+        except asyncio.CancelledError:  # the proxy is shutting down: drop the connection
+            writer.close()
+        finally:
+            stats.open_now -= 1
+
+    async def _forward(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ready_at: float,
+        connection: int,
+    ) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(HOST, self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        parser = RequestParser(self._tracer(connection))
+        tasks = [
+            asyncio.ensure_future(self._pipe(reader, up_writer, ready_at, parser)),
+            asyncio.ensure_future(self._pipe(up_reader, writer, ready_at, None)),
+        ]
+        try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
             for stream in (writer, up_writer):
                 stream.close()
             for task in tasks:
@@ -200,8 +217,19 @@ class ProxyLink:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, OSError):
                     await task
-        finally:
-            stats.open_now -= 1
+
+    def _tracer(self, connection: int) -> Callable[[str], None]:
+        """A callback recording each request of one connection while ``trace`` is on."""
+        loop = asyncio.get_running_loop()
+        seen = 0
+
+        def record(kind: str) -> None:
+            nonlocal seen
+            seen += 1
+            if self.trace is not None:
+                self.trace.append((loop.time(), connection, kind, seen == 1))
+
+        return record
 
     async def _pipe(
         self,
@@ -259,21 +287,34 @@ class ProxyLink:
 async def _control(
     links: dict[str, ProxyLink], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    """Answer ``stats`` / ``reset_peak`` lines with the counters of every link as JSON."""
+    """Answer one-line commands with JSON.
+
+    ``stats``: every link's counters. ``reset_peak``: restart the most-open-at-once count, then
+    stats. ``trace_on <link>`` / ``trace_off <link>``: record that link's requests with their
+    times (``time.monotonic()``, the same clock in every process), then return and drop them.
+    """
     try:
         while line := await reader.readline():
-            command = line.decode().strip()
-            if command == "reset_peak":
-                for link in links.values():
-                    link.stats.max_open = link.stats.open_now
-            body = {name: link.stats.as_dict() for name, link in links.items()}
+            command, _, link = line.decode().strip().partition(" ")
+            body: dict[str, Any]
+            if command == "trace_on":
+                links[link].trace = []
+                body = {"ok": True}
+            elif command == "trace_off":
+                trace, links[link].trace = links[link].trace, None
+                body = {"trace": trace or []}
+            else:
+                if command == "reset_peak":
+                    for each in links.values():
+                        each.stats.max_open = each.stats.open_now
+                body = {name: each.stats.as_dict() for name, each in links.items()}
             writer.write(json.dumps(body).encode() + b"\n")
             await writer.drain()
     finally:
         writer.close()
 
 
-def control_command(port: int, command: str = "stats") -> dict[str, dict[str, Any]]:
+def control_command(port: int, command: str = "stats") -> dict[str, Any]:
     """Send one command to a proxy's control port (blocking) and return its JSON answer."""
     with socket.create_connection((HOST, port), timeout=10) as conn:
         conn.sendall(command.encode() + b"\n")
@@ -283,7 +324,7 @@ def control_command(port: int, command: str = "stats") -> dict[str, dict[str, An
             if not chunk:
                 break
             data += chunk
-    answer: dict[str, dict[str, Any]] = json.loads(data)
+    answer: dict[str, Any] = json.loads(data)
     return answer
 
 

@@ -23,9 +23,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from importlib import metadata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,7 +37,15 @@ from benchmarks.imports import measure_imports  # noqa: E402
 from benchmarks.media import model_sized_image, noisy_photo, placeholder_png  # noqa: E402
 from benchmarks.report import render  # noqa: E402
 
-CONTENDER_ORDER = ["floor", "gradio_client", "core", "langchain", "llama_index"]
+CONTENDER_ORDER = [
+    "floor",
+    "gradio_client",
+    "gradio_client_pool",
+    "core",
+    "langchain",
+    "llama_index",
+]
+PARALLEL_ONLY = {"gradio_client_pool"}  # same calls as gradio_client; only its parallel run
 RTT = 0.1
 PHOTO_SIZE = (2000, 1500)
 MODEL_SIDE = 384  # Janus-Pro resizes the long side of its input to this
@@ -78,8 +86,15 @@ def replica(log: IO[bytes], max_queue_size: int, concurrency_limit: int) -> Iter
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
-        sys.executable, "-m", "janus_space.replica", "--port", str(port),
-        "--max-queue-size", str(max_queue_size), "--concurrency-limit", str(concurrency_limit),
+        sys.executable,
+        "-m",
+        "janus_space.replica",
+        "--port",
+        str(port),
+        "--max-queue-size",
+        str(max_queue_size),
+        "--concurrency-limit",
+        str(concurrency_limit),
     ]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
     try:
@@ -104,8 +119,13 @@ def proxy(upstream: str, log: IO[bytes]) -> Iterator[dict[str, int]]:
     """Start ``benchmarks.proxy`` in front of ``upstream``; yield its ports."""
     port = upstream.rsplit(":", 1)[1]
     command = [
-        sys.executable, "-m", "benchmarks.proxy", "--upstream-port", port,
-        "--delay-ms", str(RTT * 1000 / 2),
+        sys.executable,
+        "-m",
+        "benchmarks.proxy",
+        "--upstream-port",
+        port,
+        "--delay-ms",
+        str(RTT * 1000 / 2),
     ]
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=_env(), cwd=ROOT
@@ -141,14 +161,20 @@ def run_worker(config: dict[str, Any], log: IO[bytes], timeout: float) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run everything, print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer calls (about a minute)")
     parser.add_argument("--calls", type=int, help="timed calls per row on the local link")
-    parser.add_argument("--delayed-calls", type=int, help="timed calls per row over the 100 ms link")
+    parser.add_argument(
+        "--delayed-calls", type=int, help="timed calls per row over the 100 ms link"
+    )
     parser.add_argument("--parallel", type=int, default=200, help="parallel calls (0: skip)")
     parser.add_argument("--parallel-timeout", type=float, help="give up on a parallel batch after")
     parser.add_argument(
-        "--concurrency-limit", type=int, default=1,
+        "--concurrency-limit",
+        type=int,
+        default=1,
         help="jobs the replica runs at once (1, like the Space's default)",
     )
     parser.add_argument("--only", nargs="+", choices=CONTENDER_ORDER, help="clients to measure")
@@ -160,13 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         "local": args.calls or (8 if args.quick else 20),
         "delayed": args.delayed_calls or (4 if args.quick else 8),
     }
-    parallel_timeout = args.parallel_timeout or (30.0 if args.quick else 60.0)
+    parallel_timeout = args.parallel_timeout or (20.0 if args.quick else 30.0)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="janus-bench-"))
     logs = args.logs or work
     logs.mkdir(parents=True, exist_ok=True)
-    print(f"making test images, starting the replica and the proxy (logs in {logs}) ...",
-          file=sys.stderr)
+    print(
+        f"making test images, starting the replica and the proxy (logs in {logs}) ...",
+        file=sys.stderr,
+    )
     photo = noisy_photo(*PHOTO_SIZE)
     images = {"placeholder": placeholder_png(), "image": model_sized_image(), "photo": photo}
     paths = {}
@@ -200,18 +228,20 @@ def main(argv: list[str] | None = None) -> int:
             "calls": calls,
             "parallel": args.parallel,
             "parallel_timeout": parallel_timeout,
+            "concurrency_limit": args.concurrency_limit,
             "quick": args.quick,
         }
         for key in args.only or CONTENDER_ORDER:
             print(f"measuring {key} ...", file=sys.stderr)
             config = {
                 "contender": key,
-                "links": ["local", "delayed"],
+                "links": [] if key in PARALLEL_ONLY else ["local", "delayed"],
                 "urls": {
                     "local": f"http://127.0.0.1:{ports['local']}",
                     "delayed": f"http://127.0.0.1:{ports['delayed']}",
                 },
                 "control_port": ports["control"],
+                "rtt": RTT,
                 "calls": calls,
                 "parallel": args.parallel,
                 "parallel_timeout": parallel_timeout,

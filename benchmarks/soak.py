@@ -59,18 +59,37 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--stream-fault-rate", type=float, default=0.05,
-                        help="share of event streams that break as they open")
-    parser.add_argument("--message-fault-rate", type=float, default=0.003,
-                        help="chance that a stream breaks before any one message")
+    parser.add_argument(
+        "--stream-fault-rate",
+        type=float,
+        default=0.05,
+        help="share of event streams that break as they open",
+    )
+    parser.add_argument(
+        "--message-fault-rate",
+        type=float,
+        default=0.003,
+        help="chance that a stream breaks before any one message",
+    )
     parser.add_argument("--timeout", type=float, default=2.0, help="the client's call timeout")
     args = parser.parse_args()
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "reliability" / "fault_server.py"),
-         "--heartbeat", "0.3", "--step-delay", "0.005",
-         "--stream-fault-rate", str(args.stream_fault_rate),
-         "--message-fault-rate", str(args.message_fault_rate), "--seed", str(args.seed)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(ROOT / "tests" / "reliability" / "fault_server.py"),
+            "--heartbeat",
+            "0.3",
+            "--step-delay",
+            "0.005",
+            "--stream-fault-rate",
+            str(args.stream_fault_rate),
+            "--message-fault-rate",
+            str(args.message_fault_rate),
+            "--seed",
+            str(args.seed),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert server.stdout is not None
@@ -88,9 +107,11 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    print(f"soak: {args.calls} calls, concurrency {args.concurrency}, "
-          f"stream faults {args.stream_fault_rate} per stream + {args.message_fault_rate} per "
-          f"message, seed {args.seed}")
+    print(
+        f"soak: {args.calls} calls, concurrency {args.concurrency}, "
+        f"stream faults {args.stream_fault_rate} per stream + {args.message_fault_rate} per "
+        f"message, seed {args.seed}"
+    )
     for line in report.lines():
         print("  " + line)
     print("  result:", "OK" if report.ok else "PROBLEMS")

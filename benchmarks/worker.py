@@ -32,7 +32,7 @@ from typing import Any
 from benchmarks.contenders import Contender, NotAvailable, make_contender
 from benchmarks.proxy import control_command
 
-__all__ = ["main", "peak_rss_mb", "percentile", "reported_size"]
+__all__ = ["main", "peak_rss_mb", "percentile", "reported_size", "round_trips"]
 
 CALL_TIMEOUT = 60.0
 _REPORT = re.compile(r"image=(\d+)x(\d+) question=")
@@ -61,6 +61,25 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def round_trips(
+    trace: list[tuple[float, int, str, bool]], start: float, end: float, rtt: float
+) -> int:
+    """Round trips one call spent on the link, read off the requests it sent in [start, end].
+
+    Requests sent within half a round trip of each other form one wave (sent together, e.g.
+    the core's join and stream, or the five downloads); each wave after the first waited for
+    an answer. A wave that opened a new TCP connection first also paid its handshake. So:
+    waves + waves that needed a new connection.
+    """
+    events = sorted(entry for entry in trace if start <= entry[0] <= end)
+    waves: list[list[tuple[float, int, str, bool]]] = []
+    for entry in events:
+        if not waves or entry[0] - waves[-1][-1][0] > rtt / 2:
+            waves.append([])
+        waves[-1].append(entry)
+    return len(waves) + sum(any(first for *_, first in wave) for wave in waves)
+
+
 def reported_size(answer: str) -> str | None:
     """The image size the replica's stand-in model reports having received (``"384x288"``)."""
     match = _REPORT.search(answer)
@@ -76,7 +95,17 @@ class Counters:
 
     def snap(self, command: str = "stats") -> dict[str, Any]:
         """The link's cumulative counters now."""
-        return control_command(self.port, command)[self.link]
+        stats: dict[str, Any] = control_command(self.port, command)[self.link]
+        return stats
+
+    def trace_on(self) -> None:
+        """Start recording this link's requests with their times."""
+        control_command(self.port, f"trace_on {self.link}")
+
+    def trace_off(self) -> list[tuple[float, int, str, bool]]:
+        """Stop recording; the requests seen as (monotonic time, connection, kind, first)."""
+        trace: list[Any] = control_command(self.port, f"trace_off {self.link}")["trace"]
+        return [tuple(entry) for entry in trace]  # type: ignore[misc]
 
     @staticmethod
     def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +142,12 @@ async def _scenario(
     kind: str,
     calls: int,
     images: dict[str, tuple[bytes, str]],
+    rtt: float | None,
 ) -> dict[str, Any]:
-    """Time ``calls`` calls of one kind (after one warm-up) and count their traffic."""
+    """Time ``calls`` calls of one kind (after one warm-up) and count their traffic.
+
+    With ``rtt`` (the delayed link) the link's requests are traced to count round trips.
+    """
     tag = secrets.token_hex(3)
 
     async def one(index: int) -> tuple[float, str | None]:
@@ -125,9 +158,7 @@ async def _scenario(
             elapsed = time.perf_counter() - started
             return elapsed, None if count == 5 else f"{count} images"
         image, mime = images[kind] if kind != "text" else (None, "")
-        answer = await asyncio.wait_for(
-            contender.understand(question, image, mime), CALL_TIMEOUT
-        )
+        answer = await asyncio.wait_for(contender.understand(question, image, mime), CALL_TIMEOUT)
         elapsed = time.perf_counter() - started
         return elapsed, answer if question in answer else f"wrong answer: {answer[:120]}"
 
@@ -135,17 +166,27 @@ async def _scenario(
     await _settle()
     before = counters.snap()
     latencies, sizes, errors = [], Counter[str](), []
+    windows = []
+    if rtt:
+        counters.trace_on()
     for index in range(calls):
+        window_start = time.monotonic()
         elapsed, answer = await one(index)
+        windows.append((window_start, time.monotonic()))
         latencies.append(elapsed)
         if answer is not None and answer.startswith(("wrong answer", "0 images")):
             errors.append(answer)
         elif answer is not None:
             sizes[reported_size(answer) or "?"] += 1
     await _settle()
+    rounds = []
+    if rtt:
+        trace = counters.trace_off()
+        rounds = [round_trips(trace, start, end, rtt) for start, end in windows]
     delta = Counters.diff(before, counters.snap())
     return {
         "calls": calls,
+        "round_trips": statistics.median(rounds) if rounds else None,
         "median": statistics.median(latencies),
         "p90": percentile(latencies, 0.9),
         "min": min(latencies),
@@ -156,22 +197,38 @@ async def _scenario(
 
 
 async def _link(
-    key: str, placeholder: bytes, url: str, counters: Counters, calls: int, images: Any
+    key: str,
+    placeholder: bytes,
+    url: str,
+    counters: Counters,
+    calls: int,
+    images: Any,
+    rtt: float | None,
 ) -> dict[str, Any]:
     contender = make_contender(key, placeholder)
     result: dict[str, Any] = {"name": contender.name}
     before = counters.snap()
+    if rtt:
+        counters.trace_on()
+    window_start = time.monotonic()
     started = time.perf_counter()
     await contender.open(url)
     answer = await asyncio.wait_for(contender.understand("cold call", None, ""), CALL_TIMEOUT)
     cold = time.perf_counter() - started
+    window = (window_start, time.monotonic())
     await _settle()
+    rounds = round_trips(counters.trace_off(), *window, rtt) if rtt else None
     delta = Counters.diff(before, counters.snap())
-    result["cold"] = {"latency": cold, "ok": "cold call" in answer, **_per_call(delta, 1)}
+    result["cold"] = {
+        "latency": cold,
+        "ok": "cold call" in answer,
+        "round_trips": rounds,
+        **_per_call(delta, 1),
+    }
     kinds = ["text", "image", "photo"] + (["generate"] if contender.generates else [])
     for kind in kinds:
         try:
-            result[kind] = await _scenario(contender, counters, kind, calls, images)
+            result[kind] = await _scenario(contender, counters, kind, calls, images, rtt)
         except Exception as exc:
             result[kind] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     await contender.close()
@@ -197,7 +254,7 @@ async def _parallel(
     answers = await contender.parallel(questions, None, "", timeout)
     wall = time.perf_counter() - started
     lost = sum(a is None for a in answers)
-    correct = sum(1 for q, a in zip(questions, answers) if a is not None and q in a)
+    correct = sum(1 for q, a in zip(questions, answers, strict=True) if a is not None and q in a)
     swapped = count - lost - correct
     await contender.close()
     await _settle()
@@ -226,12 +283,19 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
         "photo": (Path(paths["photo"]).read_bytes(), "image/jpeg"),
     }
     rss_start = peak_rss_mb()
-    out: dict[str, Any] = {"contender": key}
+    out: dict[str, Any] = {"contender": key, "name": make_contender(key, placeholder).name}
     try:
         for link in config["links"]:
             counters = Counters(config["control_port"], link)
+            rtt = config["rtt"] if link == "delayed" else None
             out[link] = await _link(
-                key, placeholder, config["urls"][link], counters, config["calls"][link], images
+                key,
+                placeholder,
+                config["urls"][link],
+                counters,
+                config["calls"][link],
+                images,
+                rtt,
             )
         if config["parallel"]:
             counters = Counters(config["control_port"], "local")

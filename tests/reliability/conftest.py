@@ -16,7 +16,12 @@ from .fault_server import FaultServer, running_fault_server
 
 T = TypeVar("T")
 
-FAST = {"timeout": 3.0, "connect_timeout": 1.0, "idle_timeout": 1.0, "max_retries": 1}
+FAST: dict[str, Any] = {
+    "timeout": 3.0,
+    "connect_timeout": 1.0,
+    "idle_timeout": 1.0,
+    "max_retries": 1,
+}
 """Client settings that keep every test short: small timeouts, one retry."""
 
 

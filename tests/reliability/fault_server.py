@@ -14,9 +14,10 @@ Faults come three ways:
   the server's own ``unexpected_error``), or ``stream_fault_rate`` picks one at random.
 * Markers in the question or prompt, like the replica's, decide one job's fate (see
   :func:`parse_markers`): ``[quota]``, ``[quota0]``, ``[nogpu]``/``[nogpu:K]``, ``[apperror]``,
-  ``[errnull]``, ``[hang]``, ``[slow:N]``, ``[vanish]``, ``[odd]`` (unknown messages), ``[join:STATUS]``/``[join:STATUS:K]``
-(the first K joins of that text answer STATUS) and ``[full]``/``[full:K]`` (Gradio's
-"Queue is full" 503).
+  ``[errnull]``, ``[hang]``, ``[slow:N]``, ``[vanish]``, ``[odd]`` (unknown messages),
+  ``[join:STATUS]``/``[join:STATUS:K]`` (the first K joins of that text answer STATUS) and
+  ``[full]``/``[full:K]`` (Gradio's "Queue is full" 503), ``[inline413]`` (413 for a join
+  that carries its image inline, as a proxy capping the body size would).
 
 A successful understanding job answers ``answer: <question>``; a generation job serves five
 small PNGs whose ``tEXt`` chunk carries the prompt, so a test can tell every call's own result.
@@ -99,7 +100,7 @@ STREAM_KINDS: tuple[StreamKind, ...] = (
 )
 
 _MARKER = re.compile(
-    r"\[(quota0|quota|nogpu|apperror|errnull|hang|vanish|slow|join|full|odd)((?::\d+)*)\]"
+    r"\[(quota0|quota|nogpu|apperror|errnull|hang|vanish|slow|join|full|odd|inline413)((?::\d+)*)\]"
 )
 
 
@@ -163,6 +164,7 @@ class Markers:
     slow: int = 0
     join_status: int | None = None
     join_times: int = 1_000_000
+    inline_413: bool = False  # refuse joins that carry the image inline (a data: URL)
 
 
 def parse_markers(text: str) -> Markers:
@@ -185,6 +187,8 @@ def parse_markers(text: str) -> Markers:
             found["hang"] = True
         elif name == "odd":
             found["odd"] = True
+        elif name == "inline413":
+            found["inline_413"] = True
         elif name == "vanish":
             found["vanish"] = True
         elif name == "slow":
@@ -408,9 +412,7 @@ class FaultServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
         return self.url
 
@@ -481,8 +483,9 @@ class FaultServer:
     # -- the Space -------------------------------------------------------------------------
 
     async def _root(self, request: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html><html>Janus-Pro (fault server)</html>",
-                            content_type="text/html")
+        return web.Response(
+            text="<!doctype html><html>Janus-Pro (fault server)</html>", content_type="text/html"
+        )
 
     async def _config(self, request: web.Request) -> web.Response:
         return web.Response(body=self.config_body, content_type="application/json")
@@ -521,6 +524,8 @@ class FaultServer:
         text_at = 1 if fn_index == UNDERSTAND_FN else 0
         text = data[text_at] if len(data) > text_at and isinstance(data[text_at], str) else ""
         markers = parse_markers(text)
+        if markers.inline_413 and b'"data:' in await request.read():
+            return self._join_failure(413)
         if markers.join_status is not None and self._join_fails[text] < markers.join_times:
             self._join_fails[text] += 1
             return self._join_failure(markers.join_status)
@@ -547,8 +552,9 @@ class FaultServer:
     async def _run_job(self, job: _Job, session: _Session, markers: Markers) -> None:
         box, eid = session.mailbox, job.event_id
         try:
-            box.put({"msg": "estimation", "event_id": eid, "rank": 0, "queue_size": 1,
-                     "rank_eta": None})
+            box.put(
+                {"msg": "estimation", "event_id": eid, "rank": 0, "queue_size": 1, "rank_eta": None}
+            )
             box.put({"msg": "process_starts", "event_id": eid, "eta": None})
             if markers.odd:
                 box.put({"msg": "unheard_of", "event_id": eid})
@@ -557,12 +563,21 @@ class FaultServer:
                 await self._stopping.wait()
                 return
             for step in range(markers.slow):
-                box.put({
-                    "msg": "progress",
-                    "event_id": eid,
-                    "progress_data": [{"index": step, "length": markers.slow, "unit": "steps",
-                                       "progress": None, "desc": "fault server working"}],
-                })
+                box.put(
+                    {
+                        "msg": "progress",
+                        "event_id": eid,
+                        "progress_data": [
+                            {
+                                "index": step,
+                                "length": markers.slow,
+                                "unit": "steps",
+                                "progress": None,
+                                "desc": "fault server working",
+                            }
+                        ],
+                    }
+                )
                 await asyncio.sleep(self.step_delay)
             self._runs[job.text] += 1
             box.put(self._completion(job, markers))
@@ -590,8 +605,12 @@ class FaultServer:
         else:
             failed = False
         if failed:
-            return {"msg": "process_completed", "event_id": eid, "success": False,
-                    "output": {"error": error, "title": "Error" if error else None}}
+            return {
+                "msg": "process_completed",
+                "event_id": eid,
+                "success": False,
+                "output": {"error": error, "title": "Error" if error else None},
+            }
         if job.fn_index == UNDERSTAND_FN:
             data: list[Any] = [f"answer: {job.text}"]
         else:
@@ -600,16 +619,31 @@ class FaultServer:
                 path = f"/tmp/gradio/{eid}/image{index}.png"
                 if not markers.vanish:
                     self.files[path] = tiny_png(f"{job.text}#{index}")
-                gallery.append({
-                    "image": {"path": path, "url": f"{self.url}/gradio_api/file={path}",
-                              "orig_name": f"image{index}.png", "size": None,
-                              "mime_type": "image/png", "meta": {"_type": "gradio.FileData"}},
-                    "caption": None,
-                })
+                gallery.append(
+                    {
+                        "image": {
+                            "path": path,
+                            "url": f"{self.url}/gradio_api/file={path}",
+                            "orig_name": f"image{index}.png",
+                            "size": None,
+                            "mime_type": "image/png",
+                            "meta": {"_type": "gradio.FileData"},
+                        },
+                        "caption": None,
+                    }
+                )
             data = [gallery]
-        return {"msg": "process_completed", "event_id": eid, "success": True,
-                "output": {"data": data, "is_generating": False, "duration": 0.01,
-                           "average_duration": 0.01}}
+        return {
+            "msg": "process_completed",
+            "event_id": eid,
+            "success": True,
+            "output": {
+                "data": data,
+                "is_generating": False,
+                "duration": 0.01,
+                "average_duration": 0.01,
+            },
+        }
 
     async def _cancel(self, request: web.Request) -> web.Response:
         payload = json.loads(await request.read())
@@ -619,8 +653,14 @@ class FaultServer:
         if job is not None and not job.finished and job.task is not None:
             job.task.cancel()
             session = self._sessions[job.session]
-            session.mailbox.put({"msg": "process_completed", "event_id": job.event_id,
-                                 "success": True, "output": {}})
+            session.mailbox.put(
+                {
+                    "msg": "process_completed",
+                    "event_id": job.event_id,
+                    "success": True,
+                    "output": {},
+                }
+            )
         return web.json_response({"success": True})
 
     async def _file(self, request: web.Request) -> web.Response:
@@ -655,8 +695,9 @@ class FaultServer:
         fault = self._next_stream_fault() if session is not None else None
         if fault is not None and fault.kind == "http_502":
             self.stream_faults_applied[fault.kind] += 1
-            return web.Response(status=502, text="<html>502 Bad Gateway</html>",
-                                content_type="text/html")
+            return web.Response(
+                status=502, text="<html>502 Bad Gateway</html>", content_type="text/html"
+            )
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -664,10 +705,15 @@ class FaultServer:
         self.open_streams += 1
         try:
             if session is None:
-                await response.write(self._line(
-                    {"msg": "unexpected_error", "message": "404: Session not found.",
-                     "success": False}
-                ))
+                await response.write(
+                    self._line(
+                        {
+                            "msg": "unexpected_error",
+                            "message": "404: Session not found.",
+                            "success": False,
+                        }
+                    )
+                )
                 self._abort(request)
                 return response
             if fault is not None:
@@ -743,10 +789,15 @@ class FaultServer:
             await self._stopping.wait()
             return
         if fault.kind == "unexpected_error":
-            await response.write(self._line(
-                {"msg": "unexpected_error", "message": "404: Session not found.",
-                 "success": False}
-            ))
+            await response.write(
+                self._line(
+                    {
+                        "msg": "unexpected_error",
+                        "message": "404: Session not found.",
+                        "success": False,
+                    }
+                )
+            )
             self._abort(request)
             return
         sent = 0
@@ -762,7 +813,7 @@ class FaultServer:
         if fault.kind == "reset":
             self._abort(request)
         elif fault.kind == "malformed":
-            await response.write(b"data: {\"msg\": \"estimation\", oops\n\n")
+            await response.write(b'data: {"msg": "estimation", oops\n\n')
         elif fault.kind == "non_object":
             await response.write(b"data: [1, 2, 3]\n\n")
         await self._stopping.wait()
@@ -781,10 +832,12 @@ class FaultServer:
         if image.location is not None:
             raise web.HTTPFound(image.location)
         if not image.chunked:
-            return web.Response(status=image.status, body=image.body,
-                                content_type=image.content_type)
-        response = web.StreamResponse(status=image.status,
-                                      headers={"Content-Type": image.content_type})
+            return web.Response(
+                status=image.status, body=image.body, content_type=image.content_type
+            )
+        response = web.StreamResponse(
+            status=image.status, headers={"Content-Type": image.content_type}
+        )
         response.enable_chunked_encoding()
         await response.prepare(request)
         step = 64 * 1024
@@ -804,8 +857,9 @@ class FaultServer:
 
     async def _jwt(self, request: web.Request) -> web.Response:
         if self.jwt_status != 200 or self.jwt is None:
-            return web.Response(status=self.jwt_status if self.jwt_status != 200 else 404,
-                                text="no token")
+            return web.Response(
+                status=self.jwt_status if self.jwt_status != 200 else 404, text="no token"
+            )
         return web.json_response({"token": self.jwt, "accessToken": self.jwt})
 
 
@@ -814,7 +868,7 @@ async def _serve(args: argparse.Namespace) -> None:
         heartbeat=args.heartbeat,
         step_delay=args.step_delay,
         stream_fault_rate=args.stream_fault_rate,
-        stream_fault_kinds=tuple(args.stream_fault_kinds.split(",")),  # type: ignore[arg-type]
+        stream_fault_kinds=tuple(args.stream_fault_kinds.split(",")),
         message_fault_rate=args.message_fault_rate,
         seed=args.seed,
         keep_history=False,

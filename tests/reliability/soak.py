@@ -120,15 +120,21 @@ class SoakReport:
     @property
     def ok(self) -> bool:
         """Every call ended with its own answer or a typed error, none hung, nothing left."""
-        return (not self.wrong and not self.untyped and not self.hung
-                and self.live_jobs == 0 and self.client_pending == 0)
+        return (
+            not self.wrong
+            and not self.untyped
+            and not self.hung
+            and self.live_jobs == 0
+            and self.client_pending == 0
+        )
 
     def lines(self) -> list[str]:
         """The figures, one per line."""
         fds = [c[1] for c in self.checkpoints]
         rss = [c[2] for c in self.checkpoints]
         out = [
-            f"calls: {self.calls} in {self.seconds:.1f} s ({self.calls / max(self.seconds, 1e-9):.0f}/s)",
+            f"calls: {self.calls} in {self.seconds:.1f} s "
+            f"({self.calls / max(self.seconds, 1e-9):.0f}/s)",
             f"own answers: {self.own_answers}; expected typed errors: {self.expected_errors}; "
             f"typed errors from random stream faults: {self.stream_errors}",
             f"wrong results: {len(self.wrong)}; untyped errors: {len(self.untyped)}; "
@@ -139,11 +145,15 @@ class SoakReport:
         if fds:
             out.append(f"open fds at checkpoints: {fds} (min {min(fds)}, max {max(fds)})")
             mib = [round(r / 2**20, 1) for r in rss]
-            out.append(f"RSS MiB at checkpoints: {mib} (growth after the first: "
-                       f"{(rss[-1] - rss[0]) / 2**20:+.1f} MiB)")
-        out.append(f"client tasks before/after: {self.tasks_before}/{self.tasks_after}; "
-                   f"client jobs alive after gc: {self.live_jobs}; "
-                   f"client jobs pending: {self.client_pending}")
+            out.append(
+                f"RSS MiB at checkpoints: {mib} (growth after the first: "
+                f"{(rss[-1] - rss[0]) / 2**20:+.1f} MiB)"
+            )
+        out.append(
+            f"client tasks before/after: {self.tasks_before}/{self.tasks_after}; "
+            f"client jobs alive after gc: {self.live_jobs}; "
+            f"client jobs pending: {self.client_pending}"
+        )
         if self.server:
             out.append(f"server: {self.server}")
         for problem in (self.wrong + self.untyped)[:10]:
@@ -257,10 +267,14 @@ def _judge(report: SoakReport, scenario: Scenario, text: str, outcome: Any) -> N
             report.untyped.append(f"{scenario.name}: {text!r} raised {outcome!r}")
         return
     report.outcomes["answer"] += 1
-    if isinstance(outcome, UnderstandingResult) and scenario.kind == "understand":
-        if scenario.expect is None and outcome.text == f"answer: {text}":
-            report.own_answers += 1
-            return
+    if (
+        isinstance(outcome, UnderstandingResult)
+        and scenario.kind == "understand"
+        and scenario.expect is None
+        and outcome.text == f"answer: {text}"
+    ):
+        report.own_answers += 1
+        return
     if isinstance(outcome, GenerationResult) and scenario.kind == "generate":
         own = all(f"{text}#{i}".encode() in image.data for i, image in enumerate(outcome.images))
         if scenario.expect is None and len(outcome.images) == 5 and own:

@@ -81,8 +81,12 @@ def _bomb_png() -> bytes:
         return struct.pack(">I", len(body)) + kind + body + crc
 
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def ask(image: Any) -> Case:
@@ -149,8 +153,10 @@ IMAGE_CASES: list[Any] = [
     pytest.param(ask(_corrupt_png()), id="image-corrupt-png-does-not-decode"),
     pytest.param(ask(b"BM" + b"\x00" * 40), id="image-corrupt-bmp"),
     pytest.param(ask(_bomb_png()), id="image-decompression-bomb"),  # fixed: core bug 6
-    pytest.param(ask(b"\x89PNG\r\n\x1a\n" + b"\x00" * (MAX_IMAGE_BYTES - 8) + b"IEND\x00\x00\x00\x00"),
-                 id="image-oversized-bytes"),
+    pytest.param(
+        ask(b"\x89PNG\r\n\x1a\n" + b"\x00" * (MAX_IMAGE_BYTES - 8) + b"IEND\x00\x00\x00\x00"),
+        id="image-oversized-bytes",
+    ),
     pytest.param(ask(lambda ctx: ctx.tmp / "missing.png"), id="image-missing-file"),
     pytest.param(ask(lambda ctx: str(ctx.tmp / "missing.png")), id="image-missing-file-str"),
     pytest.param(ask(lambda ctx: ctx.tmp), id="image-directory"),
@@ -158,11 +164,15 @@ IMAGE_CASES: list[Any] = [
     pytest.param(ask(_oversized_file), id="image-oversized-file"),
     pytest.param(ask("ftp://example.com/cat.png"), id="image-url-ftp"),
     pytest.param(ask("file:///etc/passwd"), id="image-url-file-scheme"),
-    pytest.param(ask("data:image/png;base64," + base64.b64encode(b"hello").decode()),
-                 id="image-data-uri-not-an-image"),
+    pytest.param(
+        ask("data:image/png;base64," + base64.b64encode(b"hello").decode()),
+        id="image-data-uri-not-an-image",
+    ),
     pytest.param(ask("data:image/png;base64"), id="image-data-uri-without-data"),
-    pytest.param(ask(base64.b64encode(b"hello world, no image here").decode()),
-                 id="image-base64-not-an-image"),
+    pytest.param(
+        ask(base64.b64encode(b"hello world, no image here").decode()),
+        id="image-base64-not-an-image",
+    ),
     pytest.param(ask(""), id="image-empty-string"),
     pytest.param(ask(12345), id="image-wrong-type-int"),
     pytest.param(ask({"path": "cat.png"}), id="image-wrong-type-dict"),
@@ -172,39 +182,53 @@ IMAGE_CASES: list[Any] = [
 URL_CASES: list[Any] = [
     pytest.param(
         lambda ctx: ctx.image_url("big.png", UserImage(tiny_png() + b"\x00" * 5000)),
-        "declared", id="url-oversized-content-length",
+        "declared",
+        id="url-oversized-content-length",
     ),
     pytest.param(
         lambda ctx: ctx.image_url("big.png", UserImage(tiny_png() + b"\x00" * 5000, chunked=True)),
-        "streamed", id="url-oversized-chunked",
+        "streamed",
+        id="url-oversized-chunked",
     ),
     pytest.param(
         lambda ctx: ctx.image_url("gone.png", UserImage(b"not found", status=404)),
-        "404", id="url-404",
+        "404",
+        id="url-404",
     ),
     pytest.param(
-        lambda ctx: ctx.image_url("page.png", UserImage(b"<html>login</html>",
-                                                        content_type="text/html")),
-        "html", id="url-html-page",
+        lambda ctx: ctx.image_url(
+            "page.png", UserImage(b"<html>login</html>", content_type="text/html")
+        ),
+        "html",
+        id="url-html-page",
     ),
 ]
 
 CONVERSATION_CASES: list[Any] = [
     pytest.param(chat([]), id="chat-empty-list"),
     pytest.param(chat([Message("system", "You are Janus.")]), id="chat-only-system"),
-    pytest.param(chat([Message("user", "hi"), Message("assistant", "hello")]),
-                 id="chat-last-from-assistant"),
+    pytest.param(
+        chat([Message("user", "hi"), Message("assistant", "hello")]), id="chat-last-from-assistant"
+    ),
     pytest.param(chat([Message("user", "   ")]), id="chat-empty-question"),
     pytest.param(chat("just a string"), id="chat-not-a-sequence"),
     pytest.param(chat([{"role": "user", "content": "hi"}]), id="chat-dicts-not-messages"),
-    pytest.param(chat([Message("user", "a", images=(tiny_png(),)),
-                       Message("user", "b", images=(tiny_png(),))], extra_images="error"),
-                 id="chat-two-images-extra-images-error"),
-    pytest.param(chat([Message("system", "rule " * 4000), Message("user", "hi")]),
-                 id="chat-system-prompt-over-budget"),
+    pytest.param(
+        chat(
+            [
+                Message("user", "a", images=(tiny_png(),)),
+                Message("user", "b", images=(tiny_png(),)),
+            ],
+            extra_images="error",
+        ),
+        id="chat-two-images-extra-images-error",
+    ),
+    pytest.param(
+        chat([Message("system", "rule " * 4000), Message("user", "hi")]),
+        id="chat-system-prompt-over-budget",
+    ),
     pytest.param(chat([Message("user", "why? " * 5000)]), id="chat-question-over-budget"),
-    pytest.param(chat([Message("user", "hi", images=("ftp://x/y.png",))]),
-                 id="chat-image-bad-url"),
+    pytest.param(chat([Message("user", "hi", images=("ftp://x/y.png",))]), id="chat-image-bad-url"),
 ]
 
 PARAMETER_CASES: list[Any] = [
@@ -212,8 +236,9 @@ PARAMETER_CASES: list[Any] = [
     pytest.param(understand(question="  \n "), id="question-blank"),
     pytest.param(understand(question=42), id="question-int"),
     pytest.param(understand(question=None), id="question-none"),
-    pytest.param(understand(question="why? " * 5000), id="question-over-budget",
-                 marks=CORE_GAP_LONG_QUESTION),
+    pytest.param(
+        understand(question="why? " * 5000), id="question-over-budget", marks=CORE_GAP_LONG_QUESTION
+    ),
     pytest.param(understand(top_p=1.5), id="top_p-above-1"),
     pytest.param(understand(top_p=-0.1), id="top_p-negative"),
     pytest.param(understand(top_p=float("nan")), id="top_p-nan"),
@@ -259,16 +284,23 @@ SETTINGS_CASES: list[Any] = [
     pytest.param(settings(image_transport="carrier-pigeon"), id="settings-image-transport"),
     pytest.param(settings(max_concurrency=0), id="settings-max-concurrency-zero"),
     pytest.param(settings(max_connections=1), id="settings-max-connections-one"),
-    pytest.param(settings(hf_token=12345), id="settings-hf-token-int",
-                 marks=CORE_GAP_SETTINGS),
-    pytest.param(settings(max_download_bytes=-1), id="settings-max-download-negative",
-                 marks=CORE_GAP_SETTINGS),
-    pytest.param(settings(max_image_side=0), id="settings-max-image-side-zero",
-                 marks=CORE_GAP_SETTINGS),
-    pytest.param(settings(extra_headers={"x-ip-token": 1}), id="settings-header-value-int",
-                 marks=CORE_GAP_SETTINGS),
-    pytest.param(settings(hub_url="ftp://huggingface.co"), id="settings-hub-url-ftp",
-                 marks=CORE_GAP_SETTINGS),
+    pytest.param(settings(hf_token=12345), id="settings-hf-token-int", marks=CORE_GAP_SETTINGS),
+    pytest.param(
+        settings(max_download_bytes=-1),
+        id="settings-max-download-negative",
+        marks=CORE_GAP_SETTINGS,
+    ),
+    pytest.param(
+        settings(max_image_side=0), id="settings-max-image-side-zero", marks=CORE_GAP_SETTINGS
+    ),
+    pytest.param(
+        settings(extra_headers={"x-ip-token": 1}),
+        id="settings-header-value-int",
+        marks=CORE_GAP_SETTINGS,
+    ),
+    pytest.param(
+        settings(hub_url="ftp://huggingface.co"), id="settings-hub-url-ftp", marks=CORE_GAP_SETTINGS
+    ),
 ]
 
 
@@ -306,9 +338,9 @@ async def test_bad_input_is_refused_before_any_request(ctx: Ctx, case: Case) -> 
 async def test_bad_image_url_is_refused_before_the_space_is_asked(
     ctx: Ctx, url: Callable[[Ctx], str], why: str
 ) -> None:
-    error = await _refused(ctx, lambda c: c.client(max_download_bytes=1000).understand(
-        "what is this?", url(c)
-    ))
+    error = await _refused(
+        ctx, lambda c: c.client(max_download_bytes=1000).understand("what is this?", url(c))
+    )
     assert ctx.images.count("image") == 1  # the one download; the Space saw nothing
     if why in ("declared", "streamed"):
         assert "limit" in str(error)
@@ -324,6 +356,11 @@ async def test_bad_message_is_refused_when_it_is_made() -> None:
 
 
 def test_there_are_at_least_thirty_cases() -> None:
-    total = (len(IMAGE_CASES) + len(URL_CASES) + len(CONVERSATION_CASES)
-             + len(PARAMETER_CASES) + len(SETTINGS_CASES))
+    total = (
+        len(IMAGE_CASES)
+        + len(URL_CASES)
+        + len(CONVERSATION_CASES)
+        + len(PARAMETER_CASES)
+        + len(SETTINGS_CASES)
+    )
     assert total >= 30

@@ -27,11 +27,16 @@ async def test_soak_every_call_ends_with_its_own_answer_or_a_typed_error() -> No
         "keep_history": False,
     }
     async with running_fault_server(**server_settings) as server:
-        client = JanusClient(base_url=server.url, timeout=2.0, idle_timeout=2.0,
-                             connect_timeout=1.0, max_retries=2, max_connections=8)
+        client = JanusClient(
+            base_url=server.url,
+            timeout=2.0,
+            idle_timeout=2.0,
+            connect_timeout=1.0,
+            max_retries=2,
+            max_connections=8,
+        )
         async with client:
-            report = await run_soak(client, calls=300, concurrency=16, seed=7,
-                                    checkpoint_every=50)
+            report = await run_soak(client, calls=300, concurrency=16, seed=7, checkpoint_every=50)
         print("\n".join(report.lines()))
         faults = sum(server.stream_faults_applied.values())
     assert report.wrong == [] and report.untyped == [] and report.hung == 0
