@@ -32,6 +32,9 @@ class Contender(ABC):
     name = ""
     generates = True  # whether it has an image-generation call to measure
 
+    def __init__(self, placeholder: bytes) -> None:
+        self._placeholder = placeholder  # what a text-only call sends where an image is needed
+
     @abstractmethod
     async def open(self, url: str) -> None:
         """Import the library and create the client (some clients touch the network here)."""
@@ -70,7 +73,7 @@ class FloorContender(Contender):
     name = "floor (aiohttp by hand)"
 
     def __init__(self, placeholder: bytes) -> None:
-        self._placeholder = placeholder
+        super().__init__(placeholder)
         self._client: Any = None
 
     async def open(self, url: str) -> None:
@@ -98,14 +101,14 @@ class GradioClientContender(Contender):
     name = "gradio_client"
 
     def __init__(self, placeholder: bytes) -> None:
-        self._placeholder = placeholder
+        super().__init__(placeholder)
         self._client: Any = None
         self._dir = Path(tempfile.mkdtemp(prefix="janus-bench-gc-"))
         self._files: dict[str, str] = {}
 
     def _file(self, image: bytes, mime: str) -> Any:
         """A file on disk for ``image`` (a user passes paths); written once, outside timing."""
-        from gradio_client import handle_file
+        from gradio_client import handle_file  # type: ignore[import-untyped]
 
         digest = hashlib.sha1(image).hexdigest()[:16]
         if digest not in self._files:
@@ -240,6 +243,7 @@ class CoreContender(Contender):
     name = "janus_space (core)"
 
     def __init__(self, placeholder: bytes) -> None:
+        super().__init__(placeholder)
         self._client: Any = None
 
     async def open(self, url: str) -> None:
@@ -266,6 +270,7 @@ class LangChainContender(Contender):
     generates = False
 
     def __init__(self, placeholder: bytes) -> None:
+        super().__init__(placeholder)
         self._model: Any = None
 
     async def open(self, url: str) -> None:
@@ -302,6 +307,7 @@ class LlamaIndexContender(Contender):
     generates = False
 
     def __init__(self, placeholder: bytes) -> None:
+        super().__init__(placeholder)
         self._llm: Any = None
 
     async def open(self, url: str) -> None:

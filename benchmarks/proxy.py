@@ -1,9 +1,10 @@
 """Counting and delaying TCP proxies in front of the replica (127.0.0.1 only).
 
-The proxy process listens on two ports that both forward to the replica:
+The proxy process listens on pairs of ports (one pair per client measured, so each client's
+traffic is counted apart), all forwarding to the replica:
 
-* ``local``: no delay; it only counts.
-* ``delayed``: every chunk is held back ``delay`` seconds in each direction (50 ms by default,
+* ``local<i>``: no delay; it only counts.
+* ``delayed<i>``: every chunk is held back ``delay`` seconds in each direction (50 ms by default,
   so a 100 ms round trip), and a new connection's first bytes wait one extra round trip, as a
   TCP handshake over such a link would (plain http: no TLS handshake is simulated).
 
@@ -14,8 +15,8 @@ answers one-line commands (``stats``, ``reset_peak``) with JSON, so benchmark wo
 processes can read the counters before and after each phase.
 
 It runs in its own process so that its CPU time is shared fairly by every client measured:
-``python -m benchmarks.proxy --upstream-port N`` prints ``{"local": p, "delayed": p,
-"control": p}`` once listening and exits when its standard input closes.
+``python -m benchmarks.proxy --upstream-port N --pairs K`` prints ``{"local0": p,
+"delayed0": p, ..., "control": p}`` once listening and exits when its standard input closes.
 """
 
 from __future__ import annotations
@@ -121,15 +122,15 @@ class RequestParser:
         end = buf.find(b"\r\n")
         if end < 0:
             return False
-        line = bytes(buf[:end])
+        raw = bytes(buf[:end])
         del buf[: end + 2]
         if self._state == "chunk-size":
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            size = int(raw.split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
                 self._state = "trailer"
             else:
                 self._state, self._remaining = "chunk-data", size + 2  # data + CRLF
-        elif not line:  # an empty line ends the trailer
+        elif not raw:  # an empty line ends the trailer
             self._state = "head"
         return True
 
@@ -328,11 +329,13 @@ def control_command(port: int, command: str = "stats") -> dict[str, Any]:
     return answer
 
 
-async def _main(upstream_port: int, delay: float, handshake_rtts: int) -> None:
-    links = {
-        "local": ProxyLink(upstream_port),
-        "delayed": ProxyLink(upstream_port, delay=delay, handshake_rtts=handshake_rtts),
-    }
+async def _main(upstream_port: int, delay: float, handshake_rtts: int, pairs: int) -> None:
+    links: dict[str, ProxyLink] = {}
+    for index in range(pairs):
+        links[f"local{index}"] = ProxyLink(upstream_port)
+        links[f"delayed{index}"] = ProxyLink(
+            upstream_port, delay=delay, handshake_rtts=handshake_rtts
+        )
     ports = {name: await link.start() for name, link in links.items()}
     control = await asyncio.start_server(lambda r, w: _control(links, r, w), HOST, 0)
     ports["control"] = control.sockets[0].getsockname()[1]
@@ -354,8 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream-port", type=int, required=True)
     parser.add_argument("--delay-ms", type=float, default=50.0, help="one-way delay")
     parser.add_argument("--handshake-rtts", type=int, default=1)
+    parser.add_argument("--pairs", type=int, default=1, help="local/delayed port pairs")
     args = parser.parse_args(argv)
-    asyncio.run(_main(args.upstream_port, args.delay_ms / 1000, args.handshake_rtts))
+    asyncio.run(_main(args.upstream_port, args.delay_ms / 1000, args.handshake_rtts, args.pairs))
 
 
 if __name__ == "__main__":

@@ -93,6 +93,19 @@ def _effective_rtts(worker: dict[str, Any], kind: str, rtt: float) -> float | No
     return value
 
 
+def _paired_ratio(mine: list[float] | None, base: list[float] | None) -> float | None:
+    """Median over rounds of (this call / the floor's call in the same round) - 1.
+
+    The rounds interleave the clients, so pairing them cancels slow drifts of the server.
+    """
+    if not mine or not base or len(mine) != len(base):
+        return None
+    ratios = sorted(m / b for m, b in zip(mine, base, strict=True))
+    middle = len(ratios) // 2
+    median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+    return median - 1
+
+
 def _per_call_tables(results: dict[str, Any], out: list[str]) -> None:
     rtt = results["config"]["rtt"]
     workers = _measured(results)
@@ -312,10 +325,13 @@ def targets(results: dict[str, Any]) -> list[str]:
             c, f = core["local"].get(kind, {}), floor["local"].get(kind, {})
             if "median" in c and "median" in f:
                 ratio = c["median"] / f["median"] - 1
+                paired = _paired_ratio(c.get("samples"), f.get("samples"))
                 verdict(
                     ratio <= 0.05,
                     f"{kind}: core within 5% of the floor locally "
-                    f"({_ms(c['median'])} vs {_ms(f['median'])} ms: {ratio * 100:+.1f}%)",
+                    f"(p50 {_ms(c['median'])} vs {_ms(f['median'])} ms: {ratio * 100:+.1f}%"
+                    + ("" if paired is None else f"; median of per-round ratios {paired:+.1%}")
+                    + ")",
                 )
         for kind in TARGET_KINDS:
             c, f = core["delayed"].get(kind, {}), floor["delayed"].get(kind, {})

@@ -1,12 +1,15 @@
 """Run the whole benchmark and print the table: ``python benchmarks/run.py [--quick]``.
 
 1. Makes the test images (a ~1 MB 2000x1500 JPEG photo, a 384 px JPEG, a grey placeholder).
-2. Starts the replica of the Space (``python -m janus_space.replica``, Gradio, concurrency 1
-   like the Space, a queue large enough for the parallel phase) on a free 127.0.0.1 port.
-3. Starts the proxy process (``benchmarks.proxy``): a counting link and a 100 ms round-trip
-   link in front of the replica.
-4. Runs one worker process per client (``benchmarks.worker``): the floor, gradio_client, the
-   core, then ChatJanus and the LlamaIndex LLM when their packages import.
+2. Starts the replica of the Space (``python -m janus_space.replica``: the real Gradio app with
+   stand-in functions; a queue large enough for the parallel batch, 16 jobs at once so that
+   batch measures the clients rather than Gradio's queue) on a free 127.0.0.1 port.
+3. Starts the proxy process (``benchmarks.proxy``): for each client a counting port and a
+   100 ms round-trip port in front of the replica.
+4. Runs the workers (``benchmarks.worker``): one process measuring every client's calls
+   interleaved (the floor, gradio_client, the core, then ChatJanus and the LlamaIndex LLM when
+   their packages import), then one fresh process per client for its cold start, the parallel
+   batch and its peak memory.
 5. Times ``import`` of each package in fresh interpreters.
 6. Prints the tables and the verdict on each target; ``--json PATH`` also saves the raw data.
 
@@ -64,6 +67,7 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["GRADIO_ANALYTICS_ENABLED"] = "False"
     env["PYTHONUNBUFFERED"] = "1"
+    # Workers run from ROOT, so they measure this checkout's packages (not an installed copy).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):  # never send a token to the replica
         env.pop(name, None)
@@ -115,8 +119,8 @@ def replica(log: IO[bytes], max_queue_size: int, concurrency_limit: int) -> Iter
 
 
 @contextmanager
-def proxy(upstream: str, log: IO[bytes]) -> Iterator[dict[str, int]]:
-    """Start ``benchmarks.proxy`` in front of ``upstream``; yield its ports."""
+def proxy(upstream: str, log: IO[bytes], pairs: int) -> Iterator[dict[str, int]]:
+    """Start ``benchmarks.proxy`` (``pairs`` local/delayed port pairs); yield its ports."""
     port = upstream.rsplit(":", 1)[1]
     command = [
         sys.executable,
@@ -126,6 +130,8 @@ def proxy(upstream: str, log: IO[bytes]) -> Iterator[dict[str, int]]:
         port,
         "--delay-ms",
         str(RTT * 1000 / 2),
+        "--pairs",
+        str(pairs),
     ]
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=_env(), cwd=ROOT
@@ -142,21 +148,41 @@ def proxy(upstream: str, log: IO[bytes]) -> Iterator[dict[str, int]]:
         _stop(process)
 
 
-def run_worker(config: dict[str, Any], log: IO[bytes], timeout: float) -> dict[str, Any]:
-    """One worker process for one contender; its JSON result (or a failure note)."""
-    command = [sys.executable, "-m", "benchmarks.worker", json.dumps(config)]
+def run_worker(mode: str, config: dict[str, Any], log: IO[bytes], timeout: float) -> dict[str, Any]:
+    """One worker process (``calls`` or ``solo``); its JSON result, or a failure note."""
+    command = [sys.executable, "-m", "benchmarks.worker", mode, json.dumps(config)]
     try:
         done = subprocess.run(
             command, stdout=subprocess.PIPE, stderr=log, env=_env(), cwd=ROOT, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        return {"contender": config["contender"], "failed": f"worker exceeded {timeout:.0f} s"}
+        return {"failed": f"worker exceeded {timeout:.0f} s"}
     lines = done.stdout.decode(errors="replace").strip().splitlines()
     try:
         result: dict[str, Any] = json.loads(lines[-1])
     except (IndexError, ValueError):
-        return {"contender": config["contender"], "failed": f"worker exit {done.returncode}"}
+        return {"failed": f"worker exited with {done.returncode} and no result"}
     return result
+
+
+def merge(
+    keys: list[str], calls: dict[str, Any], solos: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """One record per client: per-call figures by link, cold starts, parallel, memory."""
+    merged: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        solo = solos.get(key, {})
+        record: dict[str, Any] = {**calls.get(key, {})}
+        if "failed" in calls and key not in PARALLEL_ONLY:
+            record["failed"] = calls["failed"]
+        for field in ("name", "parallel", "rss_start_mb", "rss_peak_mb", "skipped", "failed"):
+            if field in solo and field not in record:
+                record[field] = solo[field]
+        for link in ("local", "delayed"):
+            if f"cold_{link}" in solo:
+                record.setdefault(link, {})["cold"] = solo[f"cold_{link}"]
+        merged[key] = record
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="fewer calls (about a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer calls (about 100 s instead of about 4 min)"
+    )
     parser.add_argument("--calls", type=int, help="timed calls per row on the local link")
     parser.add_argument(
         "--delayed-calls", type=int, help="timed calls per row over the 100 ms link"
@@ -174,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency-limit",
         type=int,
-        default=1,
-        help="jobs the replica runs at once (1, like the Space's default)",
+        default=16,
+        help="jobs the replica runs at once (16: the parallel batch then measures the clients, "
+        "not Gradio's one-job-per-50-ms queue; 1 is Gradio's default)",
     )
     parser.add_argument("--only", nargs="+", choices=CONTENDER_ORDER, help="clients to measure")
     parser.add_argument("--no-imports", action="store_true", help="skip the import timings")
@@ -183,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, help="folder for the replica/proxy/worker logs")
     args = parser.parse_args(argv)
     calls = {
-        "local": args.calls or (8 if args.quick else 20),
+        "local": args.calls or (8 if args.quick else 30),
         "delayed": args.delayed_calls or (4 if args.quick else 8),
     }
     parallel_timeout = args.parallel_timeout or (20.0 if args.quick else 30.0)
+    keys = args.only or CONTENDER_ORDER
+    pairs = {key: index for index, key in enumerate(keys)}
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="janus-bench-"))
     logs = args.logs or work
@@ -208,7 +239,6 @@ def main(argv: list[str] | None = None) -> int:
         "photo_bytes": len(photo),
         "photo_size": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}",
         "model_sees": model_sees,
-        "workers": {},
     }
     with (
         open(logs / "replica.log", "wb") as replica_log,
@@ -219,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             max_queue_size=max(64, args.parallel + 16),
             concurrency_limit=args.concurrency_limit,
         ) as url,
-        proxy(url, proxy_log) as ports,
+        proxy(url, proxy_log, pairs=len(keys)) as ports,
     ):
         results["config"] = {
             "replica": f"Gradio {metadata.version('gradio')} on {url}, "
@@ -231,23 +261,34 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency_limit": args.concurrency_limit,
             "quick": args.quick,
         }
-        for key in args.only or CONTENDER_ORDER:
-            print(f"measuring {key} ...", file=sys.stderr)
+        base = {
+            "ports": {
+                name: f"http://127.0.0.1:{port}"
+                for name, port in ports.items()
+                if name != "control"
+            },
+            "control_port": ports["control"],
+            "pairs": pairs,
+            "rtt": RTT,
+            "images": paths,
+        }
+        per_call = [key for key in keys if key not in PARALLEL_ONLY]
+        print(f"per-call phases, interleaved: {', '.join(per_call)}", file=sys.stderr)
+        calls_result = run_worker(
+            "calls", {**base, "contenders": per_call, "calls": calls}, worker_log, timeout=900
+        )
+        solos = {}
+        for key in keys:
+            print(f"cold start, {args.parallel} parallel calls, memory: {key}", file=sys.stderr)
             config = {
+                **base,
                 "contender": key,
-                "links": [] if key in PARALLEL_ONLY else ["local", "delayed"],
-                "urls": {
-                    "local": f"http://127.0.0.1:{ports['local']}",
-                    "delayed": f"http://127.0.0.1:{ports['delayed']}",
-                },
-                "control_port": ports["control"],
-                "rtt": RTT,
-                "calls": calls,
+                "cold_links": [] if key in PARALLEL_ONLY else ["local", "delayed"],
                 "parallel": args.parallel,
                 "parallel_timeout": parallel_timeout,
-                "images": paths,
             }
-            results["workers"][key] = run_worker(config, worker_log, timeout=600)
+            solos[key] = run_worker("solo", config, worker_log, timeout=300)
+        results["workers"] = merge(keys, calls_result, solos)
     if not args.no_imports:
         print("timing imports ...", file=sys.stderr)
         results["imports"] = measure_imports(cwd=ROOT)

@@ -216,16 +216,23 @@ def _decode_base64(text: str) -> bytes | None:
 
 
 def _from_path(path: Path) -> ImageData:
-    if not path.exists():
-        raise InvalidInputError(f"image file not found: {path}")
-    if not path.is_file():
-        raise InvalidInputError(f"image path is not a file: {path}")
-    size = path.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        raise InvalidInputError(
-            f"image file {path} is {size:,} bytes; the limit is {MAX_IMAGE_BYTES:,}"
-        )
-    return check_image_bytes(path.read_bytes(), name=path.name, what=f"image file {path}")
+    shown = str(path)[:200]
+    try:
+        if not path.exists():
+            raise InvalidInputError(f"image file not found: {shown}")
+        if not path.is_file():
+            raise InvalidInputError(f"image path is not a file: {shown}")
+        if path.stat().st_size > MAX_IMAGE_BYTES:
+            raise InvalidInputError(
+                f"image file {shown} is {path.stat().st_size:,} bytes; "
+                f"the limit is {MAX_IMAGE_BYTES:,}"
+            )
+        data = path.read_bytes()
+    except OSError as exc:  # a name too long, no permission, …
+        raise InvalidInputError(f"image path {shown!r} cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise InvalidInputError(f"image path {shown!r} is not a valid path: {exc}") from None
+    return check_image_bytes(data, name=path.name, what=f"image file {shown}")
 
 
 def prepare_for_upload(image: ImageData, max_side: int | None = MODEL_IMAGE_SIDE) -> ImageData:

@@ -104,9 +104,9 @@ def _answer(
             metadata["trimmed_messages"] = result.prompt.trimmed_messages
             metadata["dropped_images"] = result.prompt.dropped_images
         return _cut_at_stop(result.text, call.stop), metadata
-    metadata["guidance"] = result.guidance
-    metadata["image_count"] = len(result.images)
     count = len(result.images)
+    metadata["guidance"] = result.guidance
+    metadata["image_count"] = count
     text = f"Generated {count} image{'s' if count != 1 else ''} for the prompt: {call.prompt}"
     blocks: list[dict[str, Any]] = [dict(create_text_block(text))]
     blocks += [
@@ -272,6 +272,8 @@ class ChatJanus(SpaceConnection, BaseChatModel):
                 JanusWarning,
                 stacklevel=3,
             )
+        # A call argument for the other model is an error; a model setting for the other model
+        # is simply not used (one ChatJanus may serve both models through per-call overrides).
         params: dict[str, Any] = {}
         for name in (*_SHARED_PARAMS, *_ONLY_FOR):
             value = kwargs.get(name)

@@ -263,9 +263,10 @@ async def test_slow_marker_sends_progress_and_logs(
     image = await upload(http, replica_url, png_bytes(8, 8))
     found = await understand(http, replica_url, "think [slow:4]", image)
     progress = [m["progress_data"][0] for m in found if m["msg"] == "progress"]
-    assert [(p["index"], p["length"], p["unit"]) for p in progress] == [
-        (i, 4, "steps") for i in range(4)
-    ]
+    # Gradio sends only the latest progress per 0.1 s: steps may be coalesced, never reordered.
+    indices = [p["index"] for p in progress]
+    assert progress and indices == sorted(set(indices)) and set(indices) <= set(range(4))
+    assert {(p["length"], p["unit"]) for p in progress} == {(4, "steps")}
     assert {p["desc"] for p in progress} == {"replica working"}
     logs = [(m["level"], m["log"]) for m in found if m["msg"] == "log"]
     assert [level for level, _ in logs] == ["info", "warning"]

@@ -79,11 +79,10 @@ async def test_stream_reports_queue_start_logs_progress_then_result(client: Janu
     kinds = [type(event) for event in events]
     assert kinds[0] is Queued and Started in kinds and kinds[-1] is UnderstandingResult
     progress = [event for event in events if isinstance(event, Progress)]
-    assert [(p.index, p.length, p.unit) for p in progress] == [
-        (0, 3, "steps"),
-        (1, 3, "steps"),
-        (2, 3, "steps"),
-    ]
+    # Gradio sends only the latest progress per 0.1 s, so steps may be coalesced (never reordered).
+    indices = [p.index for p in progress if p.index is not None]
+    assert progress and indices == sorted(set(indices)) and set(indices) <= {0, 1, 2}
+    assert {(p.length, p.unit) for p in progress} == {(3, "steps")}
     assert progress[0].desc
     logs = [event for event in events if isinstance(event, Log)]
     assert {log.level for log in logs} == {"info", "warning"}

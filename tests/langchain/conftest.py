@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,13 +24,7 @@ import httpx
 import pytest
 import pytest_socket
 from cassette_support import REPLAY_BASE_URL, cassette_path, strip_param_id, use_cassette
-
-SAMPLE_PNG = (Path(__file__).parent / "data" / "sample.png").read_bytes()
-SAMPLE_HOST = "https://raw.githubusercontent.com"
-SAMPLE_URL_PREFIX = f"{SAMPLE_HOST}/langchain-ai/docs/"
-SAMPLE_IMAGE_URL = (
-    f"{SAMPLE_URL_PREFIX}4d11d08b6b0e210bd456943f7a22febbd168b543/src/images/agentic-rag-output.png"
-)
+from lc_support import SAMPLE_HOST, SAMPLE_PNG, SAMPLE_URL_PREFIX
 
 
 class _SampleHandler(BaseHTTPRequestHandler):

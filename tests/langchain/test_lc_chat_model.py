@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import copy
 import pickle
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_socket
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from lc_support import SAMPLE_B64
 from pydantic import ValidationError
 
 from janus_space import InvalidInputError, JanusWarning
@@ -21,7 +21,6 @@ NOWHERE = "http://127.0.0.1:9"  # nothing listens: a request would be a connecti
 TOKEN = "hf_NeverShowThisTokenAnywhere1234"
 HEADER_SECRET = "ip-token-never-shown-5678"
 B64 = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
-SAMPLE_B64 = base64.b64encode((Path(__file__).parent / "data" / "sample.png").read_bytes()).decode()
 
 
 @pytest.fixture

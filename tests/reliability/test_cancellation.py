@@ -73,7 +73,7 @@ def assert_cancelled(server: FaultServer, client: JanusClient, fn_index: int) ->
 async def test_call_cancelled_by_wait_for_cancels_the_job(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(client.understand("[hang] q"), 0.5)
         await wait_until(lambda: bool(fault_server.cancels), 3)
@@ -83,7 +83,7 @@ async def test_call_cancelled_by_wait_for_cancels_the_job(
 async def test_task_cancel_cancels_a_generation(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         task = asyncio.create_task(client.generate("[hang] a cat"))
         await wait_until(joined(client), 3)
         task.cancel()
@@ -98,7 +98,7 @@ async def test_call_timeout_cancels_the_job(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
     started = time.monotonic()
-    async with make_client(fault_server.url, timeout=0.8) as client:
+    async with make_client(fault_server.url, timeout=0.8, idle_timeout=10) as client:
         with pytest.raises(JanusTimeoutError, match="did not finish"):
             await bounded(client.understand("[hang] q"), 4)
         assert time.monotonic() - started < 2.5
@@ -109,7 +109,7 @@ async def test_chat_cancelled_cancels_the_job(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
     messages = [Message("system", "be brief"), Message("user", "[hang] hi")]
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         task = asyncio.create_task(client.chat(messages))
         await wait_until(joined(client), 3)
         task.cancel()
@@ -122,7 +122,7 @@ async def test_chat_cancelled_cancels_the_job(
 async def test_abandoned_stream_cancels_the_job_and_the_stream_closes(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         stream = client.stream_understand("[hang] q")
         first = await bounded(stream.__anext__(), 3)
         assert isinstance(first, Queued)
@@ -137,7 +137,7 @@ async def test_abandoned_stream_cancels_the_job_and_the_stream_closes(
 async def test_closed_stream_has_cancelled_the_job_when_aclose_returns(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         stream = client.stream_understand("[hang] q")
         await bounded(stream.__anext__(), 3)
         await stream.aclose()
@@ -148,7 +148,7 @@ async def test_closed_stream_has_cancelled_the_job_when_aclose_returns(
 async def test_stream_closed_just_before_the_client_still_cancels(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         stream = client.stream_generate("[hang] a cat")
         await bounded(stream.__anext__(), 3)
         await stream.aclose()
@@ -164,7 +164,7 @@ async def test_stream_left_by_break_is_cancelled_by_the_finalizer(
             return event  # leaves the generator unfinished; Python finalizes it
         return None
 
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         assert isinstance(await bounded(first_event(client), 3), Queued)
         gc.collect()
         await wait_until(lambda: bool(fault_server.cancels), 3)
@@ -174,7 +174,7 @@ async def test_stream_left_by_break_is_cancelled_by_the_finalizer(
 async def test_cancelling_one_call_leaves_the_other_untouched(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
-    async with make_client(fault_server.url, timeout=5) as client:
+    async with make_client(fault_server.url, timeout=5, idle_timeout=10) as client:
         doomed = asyncio.create_task(client.understand("[hang] doomed"))
         survivor = asyncio.create_task(client.understand("[slow:10] survivor"))
         await wait_until(joined(client, 2), 3)
@@ -193,7 +193,7 @@ async def test_cancel_during_join_cancels_the_queued_job(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
     fault_server.join_delay = 0.5  # the Space has queued the job; its answer is on the way
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         task = asyncio.create_task(client.understand("[hang] q"))
         await wait_until(lambda: bool(fault_server.jobs), 3)
         task.cancel()
@@ -207,7 +207,7 @@ async def test_cancel_during_join_cancels_the_queued_job(
 async def test_closing_the_client_cancels_pending_jobs(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
-    client = make_client(fault_server.url, timeout=30)
+    client = make_client(fault_server.url, timeout=30, idle_timeout=10)
     task = asyncio.create_task(client.understand("[hang] q"))
     await wait_until(joined(client), 3)
     await client.aclose()
@@ -219,7 +219,7 @@ async def test_closing_the_client_cancels_pending_jobs(
 async def test_closing_the_client_ends_pending_calls_and_streams(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
-    client = make_client(fault_server.url, timeout=30)
+    client = make_client(fault_server.url, timeout=30, idle_timeout=10)
     tasks = [asyncio.create_task(client.understand(f"[hang] {i}")) for i in range(3)]
     await wait_until(joined(client, 3), 3)
     await bounded(client.aclose(), 3)
@@ -265,7 +265,7 @@ async def test_many_cancellations_leak_nothing(
         await wait_until(lambda: len(fault_server.cancels) == 10 * (round_ + 1), 5)
         await wait_until(lambda: fault_server.open_streams == 0, 3)
 
-    async with make_client(fault_server.url, timeout=30) as client:
+    async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         await cancel_round(0)  # warm up: the connection pool fills (client and server ends)
         fds, tasks = open_fds(), len(asyncio.all_tasks())
         for round_ in range(1, 6):

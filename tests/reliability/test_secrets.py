@@ -165,7 +165,8 @@ async def test_token_goes_to_a_custom_host_only_when_allowed(
         hf_token=HF_TOKEN,
         allow_token_to_custom_host=True,
         image_transport="upload",
-        timeout=0.8,
+        timeout=1.5,
+        idle_timeout=10,
     ) as client:
         await bounded(client.understand("hello", tiny_png()), 5)
         await bounded(client.generate("a cat"), 5)

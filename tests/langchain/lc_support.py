@@ -1,0 +1,36 @@
+"""Shared pieces of the LangChain adapter's tests: the sample picture and status checks."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from pathlib import Path
+
+SAMPLE_PNG = (Path(__file__).parent / "data" / "sample.png").read_bytes()
+"""A 160x120 PNG served for the sample picture URL (see conftest)."""
+SAMPLE_B64 = base64.b64encode(SAMPLE_PNG).decode()
+SAMPLE_HOST = "https://raw.githubusercontent.com"
+SAMPLE_URL_PREFIX = f"{SAMPLE_HOST}/langchain-ai/docs/"
+SAMPLE_URL = (
+    f"{SAMPLE_URL_PREFIX}4d11d08b6b0e210bd456943f7a22febbd168b543/src/images/agentic-rag-output.png"
+)
+"""The picture langchain-tests' ``test_image_inputs`` downloads."""
+
+SLOW_STEPS = ["queued", "started", "log", "progress", "log"]
+"""What a ``[slow:N]`` job reports, with the run of progress steps counted once."""
+
+
+def check_slow_steps(statuses: Sequence[str], tier: str) -> None:
+    """Assert the statuses of a ``[slow:N]`` job.
+
+    Gradio samples a function's progress while it runs, so how many steps are reported
+    depends on timing: the recorded tiers hold at least one (checked when recording), while
+    on a loaded machine the live replica may report none.
+    """
+    collapsed = [
+        s for i, s in enumerate(statuses) if s != "progress" or i == 0 or statuses[i - 1] != s
+    ]
+    if tier == "live":
+        assert collapsed in (SLOW_STEPS, [s for s in SLOW_STEPS if s != "progress"])
+    else:
+        assert collapsed == SLOW_STEPS
