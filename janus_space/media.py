@@ -228,6 +228,8 @@ def _from_path(path: Path) -> ImageData:
                 f"the limit is {MAX_IMAGE_BYTES:,}"
             )
         data = path.read_bytes()
+    except InvalidInputError:
+        raise
     except OSError as exc:  # a name too long, no permission, …
         raise InvalidInputError(f"image path {shown!r} cannot be read: {exc.strerror}") from None
     except ValueError as exc:  # a NUL byte in the name

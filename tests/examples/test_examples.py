@@ -65,7 +65,8 @@ def check_langchain_streaming(out: str, tmp_path: Path) -> None:
     kinds = [line.split("]", 1)[0] + "]" for line in lines]
     assert kinds[0] == "[status]" and kinds[-2:] == ["[chunk]", "[done]"]
     assert "[status] queued: position 0 of 1" in lines
-    assert "[status] progress: replica working 2/3" in lines
+    # Gradio sends only the latest progress per 0.1 s, so which steps arrive can vary.
+    assert any(line.startswith("[status] progress: replica working ") for line in lines)
     assert "[status] log: replica: starting 3 slow steps" in lines
     chunk = answer_line(out, "[chunk] ")
     assert parse_understanding_report(chunk).question == "Count slowly [slow:3]"

@@ -10,8 +10,9 @@ Faults come three ways:
 * ``server.fail(endpoint, HttpFault(...))``: the next N requests to an endpoint answer a status
   (with a body and headers), hang (accept, then say nothing) or reset the connection.
 * ``server.fail_stream(StreamFault(kind))``: the next N event streams break in a given way
-  (reset mid-stream, end without ``process_completed``, go silent, malformed or oversized lines,
-  the server's own ``unexpected_error``), or ``stream_fault_rate`` picks one at random.
+  (502, reset mid-stream, end without ``process_completed``, go silent, malformed or oversized
+  lines, the server's own ``unexpected_error``, raw bytes); ``stream_fault_rate`` picks one at
+  random as a stream opens, ``message_fault_rate`` breaks a stream before a random message.
 * Markers in the question or prompt, like the replica's, decide one job's fate (see
   :func:`parse_markers`): ``[quota]``, ``[quota0]``, ``[nogpu]``/``[nogpu:K]``, ``[apperror]``,
   ``[errnull]``, ``[hang]``, ``[slow:N]``, ``[vanish]``, ``[odd]`` (unknown messages),
@@ -21,6 +22,10 @@ Faults come three ways:
 
 A successful understanding job answers ``answer: <question>``; a generation job serves five
 small PNGs whose ``tEXt`` chunk carries the prompt, so a test can tell every call's own result.
+
+``python tests/reliability/fault_server.py [--stream-fault-rate R ...]`` serves one until
+killed (printing its URL first, with ``GET /__stats`` for counters): ``benchmarks/soak.py``
+runs it in a subprocess so the client's figures are its own.
 """
 
 from __future__ import annotations
@@ -339,6 +344,7 @@ class FaultServer:
         self.jwt: str | None = None
         self.jwt_status = 200
         self.join_delay = 0.0  # seconds between queueing a job and answering its join
+        self.hub_delay = 0.0  # seconds before the fake Hub answers a Space's stage
         self.config_body: bytes = json.dumps(config_document()).encode()
         self.open_streams = 0
         self.streams_finished = 0
@@ -850,6 +856,8 @@ class FaultServer:
         return web.json_response(self.stats())
 
     async def _hub(self, request: web.Request) -> web.Response:
+        if self.hub_delay:
+            await asyncio.sleep(self.hub_delay)
         if self.hub_stage is None:
             return web.Response(status=404, text="Repository not found")
         space = f"{request.match_info['owner']}/{request.match_info['name']}"

@@ -165,6 +165,7 @@ async def test_sleeping_space_past_the_cold_start_timeout(
     hf_space_at(fault_server.url)
     fault_server.fail("config", HttpFault(503, SLEEPING_PAGE, "text/html"))
     other_server.hub_stage = "SLEEPING"
+    other_server.hub_delay = 0.05  # the cold-start deadline (1 ms) has surely passed by then
     client = JanusClient(
         "owner/space",
         hub_url=other_server.url,
