@@ -6,7 +6,8 @@ Two views of the 100 ms link:
 
 * ``RT``: round trips read off the proxy's request trace (``worker.round_trips``): waves of
   requests the client sent one after the other, plus one per wave that opened a TCP
-  connection first. This is the protocol's cost, independent of server think time.
+  connection first. This is the protocol's cost, independent of server think time; the table
+  shows the median, the verdict compares the fewest a call needed.
 * ``≈RTT``: ``(median over the link - median locally) / 100 ms``, what the link actually cost a
   call; lower than RT when the server's own work overlaps a round trip.
 """
@@ -334,13 +335,16 @@ def targets(results: dict[str, Any]) -> list[str]:
                     + ")",
                 )
         for kind in TARGET_KINDS:
+            # The fewest round trips a call needed is the protocol's own cost; the median can
+            # carry a reconnection after uvicorn's 5 s keep-alive, whichever client it hits.
             c, f = core["delayed"].get(kind, {}), floor["delayed"].get(kind, {})
-            if c.get("round_trips") is None or f.get("round_trips") is None:
+            if c.get("round_trips_min") is None or f.get("round_trips_min") is None:
                 continue
             verdict(
-                c["round_trips"] < f["round_trips"],
+                c["round_trips_min"] < f["round_trips_min"],
                 f"{kind}: strictly fewer round trips than the floor over the 100 ms link "
-                f"({_num(c['round_trips'], 1)} vs {_num(f['round_trips'], 1)} RT; "
+                f"({c['round_trips_min']} vs {f['round_trips_min']} RT at least, "
+                f"p50 {_num(c['round_trips'], 1)} vs {_num(f['round_trips'], 1)}; "
                 f"≈{_num(_effective_rtts(core, kind, rtt))} vs "
                 f"≈{_num(_effective_rtts(floor, kind, rtt))} RTT of latency; "
                 f"{_num(c['exchanges'])} vs {_num(f['exchanges'])} HTTP exchanges)",

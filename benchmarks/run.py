@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument(
-        "--quick", action="store_true", help="fewer calls (about 100 s instead of about 4 min)"
+        "--quick", action="store_true", help="fewer calls (about 2.5 min instead of 4)"
     )
     parser.add_argument("--calls", type=int, help="timed calls per row on the local link")
     parser.add_argument(

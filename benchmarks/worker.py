@@ -249,6 +249,7 @@ async def _interleaved_kind(
             "min": min(latencies[key]),
             "mean": statistics.fmean(latencies[key]),
             "round_trips": statistics.median(rounds) if rounds else None,
+            "round_trips_min": min(rounds) if rounds else None,
             "samples": [round(x, 5) for x in latencies[key]],  # in round order (pairable)
             "seen_sizes": dict(sizes[key]),
             **_per_call(delta, calls),

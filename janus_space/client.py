@@ -47,7 +47,14 @@ from .media import (
     prepare_for_upload,
 )
 from .params import check_range, check_seed, check_text, check_unit
-from .prompt import ExtraImages, Message, PreparedPrompt, flatten_conversation
+from .prompt import (
+    DEFAULT_TOKEN_BUDGET,
+    ExtraImages,
+    Message,
+    PreparedPrompt,
+    estimate_tokens,
+    flatten_conversation,
+)
 from .queue import Job, QueueSession
 from .transport import Backoff, error_for_status, with_retries
 
@@ -145,6 +152,28 @@ class JanusClient:
             not isinstance(max_concurrency, int) or max_concurrency < 1
         ):
             raise InvalidInputError("max_concurrency must be a positive integer or None")
+        if isinstance(max_concurrency, bool):
+            raise InvalidInputError("max_concurrency must be a positive integer or None")
+        if (
+            isinstance(max_download_bytes, bool)
+            or not isinstance(max_download_bytes, int)
+            or max_download_bytes < 1
+        ):
+            raise InvalidInputError("max_download_bytes must be a positive integer")
+        if max_image_side is not None and (
+            isinstance(max_image_side, bool)
+            or not isinstance(max_image_side, int)
+            or max_image_side < 16
+        ):
+            raise InvalidInputError("max_image_side must be None or an integer of at least 16")
+        if not isinstance(hub_url, str) or not hub_url.lower().startswith(("http://", "https://")):
+            raise InvalidInputError(f"hub_url must be an http(s) URL, not {hub_url!r}")
+        if extra_headers is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in extra_headers.items()
+        ):
+            raise InvalidInputError("extra_headers must map strings to strings")
+        if hf_token is not None and not isinstance(hf_token, (str, Secret)):
+            raise InvalidInputError("hf_token must be a string")
         if not isinstance(max_connections, int) or max_connections < 2:
             raise InvalidInputError("max_connections must be an integer of at least 2")
         self.space = space
@@ -153,6 +182,8 @@ class JanusClient:
         self._token_allowed = is_hf_host(self._url) or allow_token_to_custom_host
         self._use_zerogpu = self._token is not None and base_url is None
         self._hub = hub_url.rstrip("/")
+        self._hub_token_allowed = is_hf_host(self._hub) or allow_token_to_custom_host
+        self._use_zerogpu = self._use_zerogpu and self._hub_token_allowed
         self._timeout = float(timeout)
         self._connect_timeout = float(connect_timeout)
         self._idle_timeout = float(idle_timeout)
@@ -180,6 +211,7 @@ class JanusClient:
         self._quota_until = 0.0
         self._quota_error: QuotaExceededError | None = None
         self._closed = False
+        self._background: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         target = f"base_url={self.base_url!r}" if self.base_url else f"space={self.space!r}"
@@ -290,6 +322,7 @@ class JanusClient:
                     self._url + self._config.api_prefix,
                     self._headers,
                     idle_timeout=self._idle_timeout,
+                    request_timeout=self._connect_timeout * 2,
                 )
         assert self._queue is not None
         return self._config, self._queue
@@ -335,7 +368,11 @@ class JanusClient:
 
     async def _space_stage(self, http: aiohttp.ClientSession) -> str | None:
         """The Space's ``runtime.stage`` from the Hub (RUNNING, SLEEPING, PAUSED, …), or None."""
-        headers = {"Authorization": f"Bearer {self._token.get()}"} if self._token else {}
+        headers = (
+            {"Authorization": f"Bearer {self._token.get()}"}
+            if self._token and self._hub_token_allowed
+            else {}
+        )
         try:
             async with http.get(
                 f"{self._hub}/api/spaces/{self.space}",
@@ -413,6 +450,7 @@ class JanusClient:
                 data=writer,
                 headers=await self._headers(),
                 allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self._connect_timeout * 2),
             ) as resp:
                 body = await resp.read()
                 if resp.status != 200:
@@ -458,6 +496,8 @@ class JanusClient:
         def retry_join(error: JanusError) -> bool:
             if isinstance(error, SpaceUnavailableError):
                 return error.status in (502, 503, 504)
+            if isinstance(error, ProtocolError) and error.status and 400 <= error.status < 500:
+                return False  # the same request would be refused again
             return error.retryable
 
         return await with_retries(
@@ -470,7 +510,7 @@ class JanusClient:
 
     async def _run(
         self, api_name: str, build: Any, deadline: float
-    ) -> AsyncIterator[StatusEvent | JobCompleted]:
+    ) -> AsyncGenerator[StatusEvent | JobCompleted, None]:
         """Join one job (retrying GPU-unavailable failures) and yield its events, then its end."""
         self._check_quota()
         config, queue = await self._connect()
@@ -478,8 +518,14 @@ class JanusClient:
         attempt = 0
         while True:
             data = await build()
+            join = asyncio.ensure_future(
+                self._join(queue, endpoint.fn_index, endpoint.trigger_id, data)
+            )
             try:
-                job = await self._join(queue, endpoint.fn_index, endpoint.trigger_id, data)
+                job = await asyncio.shield(join)
+            except asyncio.CancelledError:
+                join.add_done_callback(lambda done: self._cancel_late_join(queue, done))
+                raise
             except ProtocolError as exc:
                 if exc.status != 413 or self._image_transport != "inline":
                     raise
@@ -525,6 +571,14 @@ class JanusClient:
                 continue
             raise error
 
+    def _cancel_late_join(self, queue: QueueSession, join: asyncio.Future[Job]) -> None:
+        """The caller left while its join was in flight: cancel the job the join queued."""
+        if join.cancelled() or join.exception() is not None:
+            return
+        task = asyncio.ensure_future(queue.cancel(join.result()))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
         self._session()
@@ -548,6 +602,11 @@ class JanusClient:
     ) -> AsyncGenerator[StatusEvent | UnderstandingResult, None]:
         """Ask about an image; yields status events, then the ``UnderstandingResult``."""
         check_text(question, "question")
+        if _prompt is None and estimate_tokens(question) > DEFAULT_TOKEN_BUDGET:
+            raise InvalidInputError(
+                f"the question needs about {estimate_tokens(question)} tokens, more than the "
+                f"{DEFAULT_TOKEN_BUDGET} Janus-Pro has room for"
+            )
         seed = check_seed(seed)
         top_p = check_unit(top_p, "top_p")
         temperature = check_unit(temperature, "temperature")
@@ -559,23 +618,25 @@ class JanusClient:
 
         async with self._slot():
             deadline = loop.time() + self._timeout
-            async for event in self._run("multimodal_understanding", build, deadline):
-                if isinstance(event, JobCompleted):
-                    data = event.output.get("data")
-                    if not isinstance(data, list) or not data or not isinstance(data[0], str):
-                        raise ProtocolError(
-                            "the Space's answer holds no text (was the job cancelled?)"
+            events = self._run("multimodal_understanding", build, deadline)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, JobCompleted):
+                        data = event.output.get("data")
+                        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+                            raise ProtocolError(
+                                "the Space's answer holds no text (was the job cancelled?)"
+                            )
+                        yield UnderstandingResult(
+                            text=data[0],
+                            seed=seed,
+                            top_p=top_p,
+                            temperature=temperature,
+                            duration=_duration(event.output),
+                            prompt=_prompt,
                         )
-                    yield UnderstandingResult(
-                        text=data[0],
-                        seed=seed,
-                        top_p=top_p,
-                        temperature=temperature,
-                        duration=_duration(event.output),
-                        prompt=_prompt,
-                    )
-                else:
-                    yield event
+                    else:
+                        yield event
 
     async def understand(
         self,
@@ -608,15 +669,17 @@ class JanusClient:
     ) -> AsyncGenerator[StatusEvent | UnderstandingResult, None]:
         """Flatten a conversation to one question and image, streamed like ``stream_understand``."""
         prompt = self.prepare_conversation(messages)
-        async for event in self.stream_understand(
+        events = self.stream_understand(
             prompt.question,
             prompt.image,
             seed=seed,
             top_p=top_p,
             temperature=temperature,
             _prompt=prompt,
-        ):
-            yield event
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     async def chat(
         self,
@@ -654,18 +717,20 @@ class JanusClient:
 
         async with self._slot():
             deadline = loop.time() + self._timeout
-            async for event in self._run("generate_image", build, deadline):
-                if isinstance(event, JobCompleted):
-                    images = await self._download_gallery(event.output)
-                    yield GenerationResult(
-                        images=images,
-                        seed=seed,
-                        guidance=guidance,
-                        temperature=temperature,
-                        duration=_duration(event.output),
-                    )
-                else:
-                    yield event
+            events = self._run("generate_image", build, deadline)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, JobCompleted):
+                        images = await self._download_gallery(event.output)
+                        yield GenerationResult(
+                            images=images,
+                            seed=seed,
+                            guidance=guidance,
+                            temperature=temperature,
+                            duration=_duration(event.output),
+                        )
+                    else:
+                        yield event
 
     async def generate(
         self,

@@ -143,9 +143,19 @@ _RETRY_IN = re.compile(r"try again in\s+(?:(\d+):)?(\d{1,2}):(\d{2})(?::(\d{2}))
 _REQUESTED_LEFT = re.compile(r"\(\s*(\d+(?:\.\d+)?)s requested vs\.?\s*(\d+(?:\.\d+)?)s left", re.I)
 
 
+_SECRET_TEXT = re.compile(
+    r"(?i)\bbearer\s+\S+|hf_[A-Za-z0-9]{16,}|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]+)?"
+)
+
+
+def scrub_secrets(text: str) -> str:
+    """Server text with anything that looks like a token replaced (servers may echo headers)."""
+    return _SECRET_TEXT.sub("<redacted>", text)
+
+
 def clean_server_text(text: str) -> str:
     """Strip HTML (cutting at the first link, as the quota text carries one) and extra quotes."""
-    cut = text.split(" <a ", 1)[0]
+    cut = scrub_secrets(text).split(" <a ", 1)[0]
     cut = html.unescape(_TAGS.sub("", cut)).strip()
     if len(cut) >= 2 and cut[0] == cut[-1] and cut[0] in "'\"":
         cut = cut[1:-1].strip()

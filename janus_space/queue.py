@@ -40,6 +40,7 @@ class Job:
         self.fn_index = fn_index
         self.inbox: asyncio.Queue[WireEvent | JanusError] = asyncio.Queue()
         self.done = False
+        self.completed = False  # the Space reported its end, or was told to cancel it
 
 
 class QueueSession:
@@ -53,7 +54,9 @@ class QueueSession:
         *,
         idle_timeout: float = 45.0,
         max_event_bytes: int = 16 * 1024 * 1024,
+        request_timeout: float = 60.0,
     ) -> None:
+        self._request_timeout = request_timeout
         self._http = session
         self._api = api_url.rstrip("/")
         self._headers = headers
@@ -89,7 +92,11 @@ class QueueSession:
                 self._ensure_reader()  # the session exists: open the stream while joining
             headers = await self._headers()
             async with self._http.post(
-                f"{self._api}/queue/join", json=payload, headers=headers, allow_redirects=False
+                f"{self._api}/queue/join",
+                json=payload,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
             ) as resp:
                 body = await resp.read()
                 if resp.status != 200:
@@ -133,10 +140,11 @@ class QueueSession:
 
     async def cancel(self, job: Job) -> None:
         """Ask the Space to stop ``job`` (so no GPU time is spent for nothing); best effort."""
-        if job.done:
+        if job.completed:
             return
+        job.completed = True
         self._forget(job)
-        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, OSError, RuntimeError):
             headers = await self._headers()
             payload = {
                 "session_hash": self.session_hash,
@@ -155,7 +163,11 @@ class QueueSession:
     async def aclose(self) -> None:
         """Stop the reader and fail every pending job."""
         self._closed = True
-        for job in list(self._jobs.values()):
+        pending = list(self._jobs.values())
+        if pending:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(self.cancel(j) for j in pending)), 5)
+        for job in pending:
             self._fail(job, JanusError("the client was closed while the job was pending"))
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -183,6 +195,7 @@ class QueueSession:
     def _deliver(self, job: Job, event: WireEvent) -> None:
         job.inbox.put_nowait(event)
         if isinstance(event, JobCompleted):
+            job.completed = True
             self._forget(job)
 
     def _fail(self, job: Job, error: JanusError) -> None:

@@ -21,6 +21,7 @@ from .errors import (
     QueueFullError,
     RateLimitedError,
     SpaceUnavailableError,
+    scrub_secrets,
 )
 
 logger = logging.getLogger("janus_space")
@@ -45,7 +46,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
 
 def _detail(body: bytes) -> str:
-    text = body[:2000].decode("utf-8", errors="replace").strip()
+    text = scrub_secrets(body[:2000].decode("utf-8", errors="replace").strip())
     try:
         decoded = json.loads(text)
     except ValueError:

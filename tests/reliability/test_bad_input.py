@@ -23,16 +23,6 @@ from janus_space.media import MAX_IMAGE_BYTES
 from .conftest import FAST, bounded
 from .fault_server import FaultServer, UserImage, tiny_png
 
-CORE_GAP_SETTINGS = pytest.mark.xfail(
-    strict=True,
-    reason="core gap 8: this client setting is not checked when the client is made",
-)
-CORE_GAP_LONG_QUESTION = pytest.mark.xfail(
-    strict=True,
-    reason="core gap 7: understand() does not check the question against the context budget "
-    "(chat() does), so an over-long question is sent to the Space",
-)
-
 
 @dataclass
 class Ctx:
@@ -236,9 +226,7 @@ PARAMETER_CASES: list[Any] = [
     pytest.param(understand(question="  \n "), id="question-blank"),
     pytest.param(understand(question=42), id="question-int"),
     pytest.param(understand(question=None), id="question-none"),
-    pytest.param(
-        understand(question="why? " * 5000), id="question-over-budget", marks=CORE_GAP_LONG_QUESTION
-    ),
+    pytest.param(understand(question="why? " * 5000), id="question-over-budget"),
     pytest.param(understand(top_p=1.5), id="top_p-above-1"),
     pytest.param(understand(top_p=-0.1), id="top_p-negative"),
     pytest.param(understand(top_p=float("nan")), id="top_p-nan"),
@@ -284,23 +272,17 @@ SETTINGS_CASES: list[Any] = [
     pytest.param(settings(image_transport="carrier-pigeon"), id="settings-image-transport"),
     pytest.param(settings(max_concurrency=0), id="settings-max-concurrency-zero"),
     pytest.param(settings(max_connections=1), id="settings-max-connections-one"),
-    pytest.param(settings(hf_token=12345), id="settings-hf-token-int", marks=CORE_GAP_SETTINGS),
+    pytest.param(settings(hf_token=12345), id="settings-hf-token-int"),
     pytest.param(
         settings(max_download_bytes=-1),
         id="settings-max-download-negative",
-        marks=CORE_GAP_SETTINGS,
     ),
-    pytest.param(
-        settings(max_image_side=0), id="settings-max-image-side-zero", marks=CORE_GAP_SETTINGS
-    ),
+    pytest.param(settings(max_image_side=0), id="settings-max-image-side-zero"),
     pytest.param(
         settings(extra_headers={"x-ip-token": 1}),
         id="settings-header-value-int",
-        marks=CORE_GAP_SETTINGS,
     ),
-    pytest.param(
-        settings(hub_url="ftp://huggingface.co"), id="settings-hub-url-ftp", marks=CORE_GAP_SETTINGS
-    ),
+    pytest.param(settings(hub_url="ftp://huggingface.co"), id="settings-hub-url-ftp"),
 ]
 
 

@@ -32,23 +32,6 @@ from .fault_server import GENERATE_FN, UNDERSTAND_FN, FaultServer
 
 MakeClient = Callable[..., JanusClient]
 
-CORE_BUG_ACLOSE = pytest.mark.xfail(
-    strict=True,
-    reason="core bug 4: closing a stream (aclose) does not close the inner job generator, so "
-    "the cancel is sent later by the garbage collector, or never when the client closes "
-    "right after",
-)
-CORE_BUG_JOIN_RACE = pytest.mark.xfail(
-    strict=True,
-    reason="core bug 5: a call cancelled while its join is in flight never learns the job's "
-    "event_id, so the queued job runs on the Space without a cancel",
-)
-CORE_BUG_NO_CANCEL = pytest.mark.xfail(
-    strict=True,
-    reason="core bug 2: jobs ended by the client itself (aclose, stream failure) are never "
-    "cancelled on the Space",
-)
-
 
 def joined(client: JanusClient, count: int = 1) -> Callable[[], bool]:
     """True once the client holds ``count`` jobs' event ids (their joins were answered)."""
@@ -133,7 +116,6 @@ async def test_abandoned_stream_cancels_the_job_and_the_stream_closes(
         await wait_until(lambda: fault_server.open_streams == 0, 3)
 
 
-@CORE_BUG_ACLOSE
 async def test_closed_stream_has_cancelled_the_job_when_aclose_returns(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
@@ -144,7 +126,6 @@ async def test_closed_stream_has_cancelled_the_job_when_aclose_returns(
         assert len(fault_server.cancels) == 1
 
 
-@CORE_BUG_ACLOSE
 async def test_stream_closed_just_before_the_client_still_cancels(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
@@ -188,7 +169,6 @@ async def test_cancelling_one_call_leaves_the_other_untouched(
     assert fault_server.cancels[0]["event_id"] == doomed_job.event_id
 
 
-@CORE_BUG_JOIN_RACE
 async def test_cancel_during_join_cancels_the_queued_job(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
@@ -203,7 +183,6 @@ async def test_cancel_during_join_cancels_the_queued_job(
     assert [c["event_id"] for c in fault_server.cancels] == [only_job(fault_server)]
 
 
-@CORE_BUG_NO_CANCEL
 async def test_closing_the_client_cancels_pending_jobs(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:

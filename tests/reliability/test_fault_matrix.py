@@ -46,23 +46,6 @@ from .fault_server import FaultServer, HttpFault, StreamFault, running_fault_ser
 
 MakeClient = Callable[..., JanusClient]
 
-CORE_BUG_JOIN_TIMEOUT = pytest.mark.xfail(
-    strict=True,
-    reason="core bug 1: queue join and upload requests have no timeout, so a server that "
-    "accepts and says nothing hangs the call forever (see the reliability report)",
-)
-CORE_BUG_NO_CANCEL = pytest.mark.xfail(
-    strict=True,
-    reason="core bug 2: a job failed by the stream reader (idle timeout, broken stream) is "
-    "never cancelled on the Space, which keeps spending the user's GPU quota",
-)
-
-CORE_BUG_4XX_RETRIED = pytest.mark.xfail(
-    strict=True,
-    reason="core bug 3 (minor): a 4xx answer to a join is a retryable ProtocolError, so the "
-    "same refused request is sent again",
-)
-
 SLEEPING_PAGE = "<!doctype html><html><body><h1>This Space is sleeping</h1></body></html>"
 
 
@@ -363,7 +346,6 @@ async def test_413_on_an_inline_join_falls_back_to_upload(
     assert json.loads(joins[-1].body)["data"][0]["path"] in fault_server.files
 
 
-@CORE_BUG_4XX_RETRIED
 @pytest.mark.parametrize("status", [400, 404, 413, 422])
 async def test_client_errors_on_join_are_not_resent_unchanged(
     fault_server: FaultServer, make_client: MakeClient, status: int
@@ -491,7 +473,6 @@ async def test_tcp_server_that_says_nothing_times_out(
             await bounded(client.understand("hello"), 5)
 
 
-@CORE_BUG_JOIN_TIMEOUT
 async def test_join_that_says_nothing_times_out(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
@@ -501,7 +482,6 @@ async def test_join_that_says_nothing_times_out(
             await bounded(client.understand("hello"), 4)
 
 
-@CORE_BUG_JOIN_TIMEOUT
 async def test_upload_that_says_nothing_times_out(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
@@ -523,7 +503,6 @@ async def test_silent_event_stream_hits_the_idle_timeout(
         assert (await bounded(client.understand("next"), 5)).text == "answer: next"
 
 
-@CORE_BUG_NO_CANCEL
 async def test_silent_event_stream_cancels_the_job_on_the_space(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:

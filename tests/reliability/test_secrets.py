@@ -47,17 +47,6 @@ def fake_jwt(expires_in: float) -> str:
 JWT = fake_jwt(3600)
 SECRETS = (HF_TOKEN, JWT, JWT.split(".")[1])
 
-CORE_BUG_HUB_TOKEN = pytest.mark.xfail(
-    strict=True,
-    reason="core bug 10: the HF token is sent to hub_url even when it is not a Hugging Face "
-    "host and allow_token_to_custom_host is False",
-)
-CORE_GAP_ECHO = pytest.mark.xfail(
-    strict=True,
-    reason="core gap 11: server text quoted in error messages is not scrubbed of the "
-    "client's own tokens",
-)
-
 
 def assert_no_secret(text: str, where: str) -> None:
     for secret in SECRETS:
@@ -278,7 +267,6 @@ async def test_hub_failure_costs_the_zerogpu_token_not_the_call(
     assert_no_secret(caplog.text, "the logs")
 
 
-@CORE_BUG_HUB_TOKEN
 async def test_hf_token_is_not_sent_to_a_custom_hub_by_default(
     fault_server: FaultServer, other_server: FaultServer, hf_space_at: Callable[[str], None]
 ) -> None:
@@ -345,7 +333,6 @@ async def test_logs_and_errors_carry_no_token(
         assert_no_secret(f"{error} {error!r} {vars(error)}", f"{type(error).__name__}")
 
 
-@CORE_GAP_ECHO
 @pytest.mark.parametrize("endpoint", ["join", "config"])
 async def test_server_text_echoing_the_token_is_scrubbed_from_errors(
     fault_server: FaultServer, make_client: MakeClientType, endpoint: Any
