@@ -255,7 +255,9 @@ class JanusClient:
                 "loop (janus_space.ClientPerLoop does that)"
             )
         if self._http is None:
-            connector = aiohttp.TCPConnector(limit_per_host=self._max_connections)
+            # Queue traffic (joins + the one stream) stays within max_connections (the queue
+            # session limits its joins); two more let a generation's five downloads run at once.
+            connector = aiohttp.TCPConnector(limit_per_host=self._max_connections + 2)
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout)
             self._http = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._http
@@ -323,6 +325,7 @@ class JanusClient:
                     self._headers,
                     idle_timeout=self._idle_timeout,
                     request_timeout=self._connect_timeout * 2,
+                    max_joins=self._max_connections - 1,
                 )
         assert self._queue is not None
         return self._config, self._queue

@@ -252,6 +252,12 @@ def prepare_for_upload(image: ImageData, max_side: int | None = MODEL_IMAGE_SIDE
         with Image.open(io.BytesIO(image.data)) as probe:
             probe.verify()
         opened = Image.open(io.BytesIO(image.data))
+        full_size = opened.size
+        if max_side is not None and opened.format == "JPEG" and max(full_size) > max_side:
+            # Decode at a reduced scale (JPEG DCT scaling) that stays at least twice the target,
+            # as Image.thumbnail does: a third of the time, visually the same result.
+            scale = 2 * max_side / max(full_size)
+            opened.draft("RGB", (round(full_size[0] * scale), round(full_size[1] * scale)))
         opened.load()
     except (
         UnidentifiedImageError,
@@ -262,7 +268,7 @@ def prepare_for_upload(image: ImageData, max_side: int | None = MODEL_IMAGE_SIDE
     ) as exc:
         raise InvalidInputError(f"image {image.name!r} cannot be decoded: {exc}") from None
     with opened:
-        width, height = opened.size
+        width, height = full_size
         small = max_side is None or max(width, height) <= max_side
         if small and image.mime_type in ("image/png", "image/jpeg"):
             return image

@@ -22,6 +22,7 @@ import aiohttp
 from .errors import JanusError, JanusTimeoutError, ProtocolError
 from .events import Heartbeat, JobCompleted, StreamError, WireEvent, parse_message
 from .sse import SSEDecoder
+from .transport import error_for_status, translate_transport_error
 
 logger = logging.getLogger("janus_space")
 
@@ -55,6 +56,7 @@ class QueueSession:
         idle_timeout: float = 45.0,
         max_event_bytes: int = 16 * 1024 * 1024,
         request_timeout: float = 60.0,
+        max_joins: int = 3,
     ) -> None:
         self._request_timeout = request_timeout
         self._http = session
@@ -69,6 +71,8 @@ class QueueSession:
         self._joined_once = False
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
+        # Joins in flight plus the one stream stay within the client's connection budget.
+        self._join_slots = asyncio.Semaphore(max_joins)
 
     @property
     def pending(self) -> int:
@@ -91,17 +95,18 @@ class QueueSession:
             if self._joined_once:
                 self._ensure_reader()  # the session exists: open the stream while joining
             headers = await self._headers()
-            async with self._http.post(
-                f"{self._api}/queue/join",
-                json=payload,
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
-            ) as resp:
+            async with (
+                self._join_slots,
+                self._http.post(
+                    f"{self._api}/queue/join",
+                    json=payload,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+                ) as resp,
+            ):
                 body = await resp.read()
                 if resp.status != 200:
-                    from .transport import error_for_status
-
                     raise error_for_status(resp.status, resp.headers, body, "join")
             try:
                 event_id = json.loads(body)["event_id"]
@@ -240,8 +245,6 @@ class QueueSession:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            from .transport import translate_transport_error
-
             failure: JanusError
             try:
                 failure = translate_transport_error(exc, "event stream")
@@ -272,8 +275,6 @@ class QueueSession:
             allow_redirects=False,
         ) as resp:
             if resp.status != 200:
-                from .transport import error_for_status
-
                 raise error_for_status(resp.status, resp.headers, await resp.read(), "event stream")
             try:
                 async for chunk in resp.content.iter_any():
