@@ -9,43 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-import aiohttp
-
-from .auth import Secret, is_hf_host, jwt_expiry, resolve_hf_token, space_host_url
-from .config import SpaceConfig, parse_config
+from .auth import Secret, is_hf_host, resolve_hf_token, space_host_url
+from .connection import SpaceConnection
 from .errors import (
     GPUUnavailableError,
     InvalidInputError,
     JanusError,
     ProtocolError,
     QuotaExceededError,
-    ResultUnavailableError,
     SpaceUnavailableError,
     error_from_app_message,
 )
-from .events import (
-    GeneratedImage,
-    GenerationResult,
-    JobCompleted,
-    StatusEvent,
-    UnderstandingResult,
-)
-from .media import (
-    ImageData,
-    ImageInput,
-    check_image_bytes,
-    is_url,
-    load_image,
-    placeholder_image,
-    prepare_for_upload,
-)
+from .events import GenerationResult, JobCompleted, StatusEvent, UnderstandingResult
+from .media import ImageData, ImageInput, is_url, load_image, placeholder_image, prepare_for_upload
 from .params import check_range, check_seed, check_text, check_unit
 from .prompt import (
     DEFAULT_TOKEN_BUDGET,
@@ -56,7 +37,7 @@ from .prompt import (
     flatten_conversation,
 )
 from .queue import Job, QueueSession
-from .transport import Backoff, error_for_status, with_retries
+from .transfer import download_gallery, fetch_image_url, file_data, upload_image
 
 logger = logging.getLogger("janus_space")
 
@@ -65,28 +46,7 @@ __all__ = ["DEFAULT_SPACE", "JanusClient"]
 DEFAULT_SPACE = "deepseek-ai/Janus-Pro-7B"
 TextOnly = Literal["placeholder", "error"]
 ImageTransport = Literal["inline", "upload"]
-_UNAVAILABLE_STAGES = {
-    "PAUSED",
-    "STOPPED",
-    "RUNTIME_ERROR",
-    "BUILD_ERROR",
-    "CONFIG_ERROR",
-    "NO_APP_FILE",
-}
-_warned_anonymous = False
 R = TypeVar("R", UnderstandingResult, GenerationResult)
-
-
-def _file_data(image: ImageData, path: str | None, url: str) -> dict[str, Any]:
-    return {
-        "path": path,
-        "url": url,
-        "orig_name": image.filename,
-        "size": image.size,
-        "mime_type": image.mime_type,
-        "is_stream": False,
-        "meta": {"_type": "gradio.FileData"},
-    }
 
 
 class JanusClient:
@@ -119,10 +79,10 @@ class JanusClient:
                 ("http://", "https://")
             ):
                 raise InvalidInputError(f"base_url must be an http(s) URL, not {base_url!r}")
-            self._url = base_url.rstrip("/")
+            url = base_url.rstrip("/")
         else:
             try:
-                self._url = space_host_url(space)
+                url = space_host_url(space)
             except ValueError as exc:
                 raise InvalidInputError(str(exc)) from None
         for name, value in (
@@ -178,44 +138,42 @@ class JanusClient:
             raise InvalidInputError("max_connections must be an integer of at least 2")
         self.space = space
         self.base_url = base_url
-        self._token = resolve_hf_token(hf_token)
-        self._token_allowed = is_hf_host(self._url) or allow_token_to_custom_host
-        self._use_zerogpu = self._token is not None and base_url is None
-        self._hub = hub_url.rstrip("/")
-        self._hub_token_allowed = is_hf_host(self._hub) or allow_token_to_custom_host
-        self._use_zerogpu = self._use_zerogpu and self._hub_token_allowed
+        token = resolve_hf_token(hf_token)
+        hub = hub_url.rstrip("/")
+        self._connection = SpaceConnection(
+            url,
+            space=space,
+            public_space=base_url is None,
+            token=token,
+            token_to_space=is_hf_host(url) or allow_token_to_custom_host,
+            hub_url=hub,
+            token_to_hub=is_hf_host(hub) or allow_token_to_custom_host,
+            extra_headers=extra_headers or {},
+            connect_timeout=float(connect_timeout),
+            idle_timeout=float(idle_timeout),
+            cold_start_timeout=float(cold_start_timeout),
+            max_retries=max_retries,
+            max_connections=max_connections,
+        )
         self._timeout = float(timeout)
-        self._connect_timeout = float(connect_timeout)
-        self._idle_timeout = float(idle_timeout)
-        self._cold_start_timeout = float(cold_start_timeout)
         self._max_retries = max_retries
         self._text_only: TextOnly = text_only
         self._extra_images: ExtraImages = extra_images
-        self._extra_headers = dict(extra_headers or {})
         self._max_download = int(max_download_bytes)
         self._max_side = max_image_side
         self._image_transport: ImageTransport = image_transport
-        self._max_connections = max_connections
         if max_concurrency is None and base_url is None:
             max_concurrency = 4  # the public Space: few concurrent calls per token (quota)
         self._max_concurrency = max_concurrency
-        self._backoff = Backoff()
-        self._http: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._config: SpaceConfig | None = None
-        self._queue: QueueSession | None = None
-        self._connect_lock: asyncio.Lock | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._zerogpu: tuple[Secret, float] | None = None
         self._placeholder_path: str | None = None
         self._quota_until = 0.0
         self._quota_error: QuotaExceededError | None = None
-        self._closed = False
         self._background: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         target = f"base_url={self.base_url!r}" if self.base_url else f"space={self.space!r}"
-        return f"JanusClient({target}, token={'set' if self._token else 'none'})"
+        return f"JanusClient({target}, token={'set' if self._connection.token else 'none'})"
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -228,168 +186,11 @@ class JanusClient:
     @property
     def closed(self) -> bool:
         """True once ``aclose`` ran; a closed client refuses further calls."""
-        return self._closed
+        return self._connection.closed
 
     async def aclose(self) -> None:
-        """Cancel pending jobs' streams and close the HTTP session (idempotent)."""
-        self._closed = True
-        queue, self._queue = self._queue, None
-        if queue is not None:
-            await queue.aclose()
-        http, self._http = self._http, None
-        if http is not None:
-            await http.close()
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise JanusError("this JanusClient is closed")
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-            self._connect_lock = asyncio.Lock()
-            if self._max_concurrency is not None:
-                self._slots = asyncio.Semaphore(self._max_concurrency)
-        elif self._loop is not loop:
-            raise JanusError(
-                "a JanusClient belongs to the event loop it first ran in; use one client per "
-                "loop (janus_space.ClientPerLoop does that)"
-            )
-        if self._http is None:
-            # Queue traffic (joins + the one stream) stays within max_connections (the queue
-            # session limits its joins); two more let a generation's five downloads run at once.
-            connector = aiohttp.TCPConnector(limit_per_host=self._max_connections + 2)
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout)
-            self._http = aiohttp.ClientSession(connector=connector, timeout=timeout)
-        return self._http
-
-    # -- connection: config, headers, tokens ---------------------------------------------
-
-    async def _headers(self) -> dict[str, str]:
-        headers = dict(self._extra_headers)
-        if self._token is not None and self._token_allowed:
-            headers["Authorization"] = f"Bearer {self._token.get()}"
-        if self._use_zerogpu:
-            token = await self._zerogpu_token()
-            if token is not None:
-                headers["x-zerogpu-token"] = token.get()
-        return headers
-
-    async def _zerogpu_token(self) -> Secret | None:
-        """The Space token from the Hub's ``/jwt`` endpoint, cached until shortly before expiry."""
-        if self._zerogpu is not None and self._zerogpu[1] - 30 > time.time():
-            return self._zerogpu[0]
-        assert self._token is not None
-        url = f"{self._hub}/api/spaces/{self.space}/jwt"
-        try:
-            async with self._session().get(
-                url,
-                headers={"Authorization": f"Bearer {self._token.get()}"},
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._connect_timeout),
-            ) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    logger.warning(
-                        "could not get a ZeroGPU token from the Hub (HTTP %d)", resp.status
-                    )
-                    self._use_zerogpu = False
-                    return None
-            token = json.loads(body)["token"]
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("could not get a ZeroGPU token from the Hub (%s)", type(exc).__name__)
-            self._use_zerogpu = False
-            return None
-        secret = Secret(str(token))
-        self._zerogpu = (secret, jwt_expiry(str(token)))
-        return secret
-
-    async def _connect(self) -> tuple[SpaceConfig, QueueSession]:
-        http = self._session()
-        if self._config is not None and self._queue is not None:
-            return self._config, self._queue
-        assert self._connect_lock is not None
-        async with self._connect_lock:
-            if self._config is None:
-                global _warned_anonymous
-                if self._token is None and self.base_url is None and not _warned_anonymous:
-                    _warned_anonymous = True
-                    logger.warning(
-                        "no HF token (HF_TOKEN) set: calls to the public Space use the small "
-                        "anonymous ZeroGPU quota"
-                    )
-                self._config = await self._fetch_config(http)
-            if self._queue is None:
-                self._queue = QueueSession(
-                    http,
-                    self._url + self._config.api_prefix,
-                    self._headers,
-                    idle_timeout=self._idle_timeout,
-                    request_timeout=self._connect_timeout * 2,
-                    max_joins=self._max_connections - 1,
-                )
-        assert self._queue is not None
-        return self._config, self._queue
-
-    async def _fetch_config(self, http: aiohttp.ClientSession) -> SpaceConfig:
-        async def attempt() -> SpaceConfig:
-            async with http.get(
-                f"{self._url}/config",
-                headers=await self._headers(),
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._connect_timeout * 2),
-            ) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    raise error_for_status(resp.status, resp.headers, body, "config")
-            try:
-                return parse_config(json.loads(body))
-            except ValueError:
-                raise SpaceUnavailableError(
-                    "the Space's /config is not JSON: it is not serving its app"
-                ) from None
-
-        deadline = time.monotonic() + self._cold_start_timeout
-        while True:
-            try:
-                return await with_retries(
-                    attempt, what="config", max_retries=self._max_retries, backoff=self._backoff
-                )
-            except SpaceUnavailableError as exc:
-                if self.base_url is not None:
-                    raise
-                stage = await self._space_stage(http)
-                if stage is None or stage in _UNAVAILABLE_STAGES or time.monotonic() > deadline:
-                    if stage:
-                        raise SpaceUnavailableError(
-                            f"the Space {self.space} is {stage}: it cannot answer",
-                            stage=stage,
-                            status=exc.status,
-                        ) from None
-                    raise
-                logger.info("the Space %s is %s; waiting for it to start", self.space, stage)
-                await asyncio.sleep(10)
-
-    async def _space_stage(self, http: aiohttp.ClientSession) -> str | None:
-        """The Space's ``runtime.stage`` from the Hub (RUNNING, SLEEPING, PAUSED, …), or None."""
-        headers = (
-            {"Authorization": f"Bearer {self._token.get()}"}
-            if self._token and self._hub_token_allowed
-            else {}
-        )
-        try:
-            async with http.get(
-                f"{self._hub}/api/spaces/{self.space}",
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._connect_timeout),
-            ) as resp:
-                if resp.status != 200:
-                    return None
-                info = json.loads(await resp.read())
-            stage = info.get("runtime", {}).get("stage")
-            return str(stage) if stage else None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, AttributeError):
-            return None
+        """Cancel pending jobs on the Space and close the HTTP session (idempotent)."""
+        await self._connection.aclose()
 
     # -- images --------------------------------------------------------------------------
 
@@ -402,84 +203,24 @@ class JanusClient:
                 )
             return placeholder_image()
         if isinstance(source, str) and is_url(source.strip()):
-            image = await self._download_image(source.strip())
+            image = await fetch_image_url(self._connection, source.strip(), self._max_download)
         else:
             image = load_image(source)
         if self._max_side is None and image.mime_type in ("image/png", "image/jpeg"):
             return image
         return await asyncio.to_thread(prepare_for_upload, image, self._max_side)
 
-    async def _download_image(self, url: str) -> ImageData:
-        """Fetch a user's image URL (no credentials sent), refusing more than the size cap."""
-        http = self._session()
-        try:
-            async with http.get(
-                url, timeout=aiohttp.ClientTimeout(total=self._connect_timeout * 2)
-            ) as resp:
-                if resp.status != 200:
-                    raise InvalidInputError(f"image URL answered HTTP {resp.status}: {url[:200]}")
-                if (resp.content_length or 0) > self._max_download:
-                    raise InvalidInputError(
-                        f"image at {url[:200]} is {resp.content_length:,} bytes; the limit is "
-                        f"{self._max_download:,}"
-                    )
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(65536):
-                    data += chunk
-                    if len(data) > self._max_download:
-                        raise InvalidInputError(
-                            f"image at {url[:200]} is over the {self._max_download:,}-byte limit"
-                        )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise InvalidInputError(
-                f"could not fetch the image URL {url[:200]}: {type(exc).__name__}"
-            ) from None
-        name = url.rsplit("/", 1)[-1].split("?", 1)[0] or "image"
-        return check_image_bytes(bytes(data), name=name, what=f"image at {url[:200]}")
-
-    async def _upload(self, image: ImageData) -> str:
-        """POST the image to ``/upload``; returns the server path (one request, retried safely)."""
-        config, _ = await self._connect()
-        digest = hashlib.sha256(image.data).hexdigest()
-        url = f"{self._url}{config.api_prefix}/upload"
-
-        async def attempt() -> str:
-            writer = aiohttp.MultipartWriter("form-data", boundary=f"janus-{digest[:32]}")
-            part = writer.append(image.data, {"Content-Type": image.mime_type})
-            part.set_content_disposition("form-data", name="files", filename=image.filename)
-            async with self._session().post(
-                url,
-                params={"upload_id": digest[:12]},
-                data=writer,
-                headers=await self._headers(),
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._connect_timeout * 2),
-            ) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    raise error_for_status(resp.status, resp.headers, body, "upload")
-            try:
-                paths = json.loads(body)
-                return str(paths[0])
-            except (ValueError, IndexError, KeyError, TypeError):
-                raise ProtocolError("upload: the Space's answer lists no file path") from None
-
-        return await with_retries(
-            attempt, what="upload", max_retries=self._max_retries, backoff=self._backoff
-        )
-
     async def _image_value(self, image: ImageData) -> dict[str, Any]:
         """The image input of a join: inline as a data URL, or uploaded first."""
         if self._image_transport == "inline":
-            return _file_data(image, None, image.to_data_uri())
-        config, _ = await self._connect()
-        if image is placeholder_image():
+            return file_data(image, None, image.to_data_uri())
+        if image is placeholder_image():  # uploaded once per client, then reused
             if self._placeholder_path is None:
-                self._placeholder_path = await self._upload(image)
+                self._placeholder_path = await upload_image(self._connection, image)
             path = self._placeholder_path
         else:
-            path = await self._upload(image)
-        return _file_data(image, path, f"{self._url}{config.api_prefix}/file={path}")
+            path = await upload_image(self._connection, image)
+        return file_data(image, path, f"{await self._connection.api_url()}/file={path}")
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -503,12 +244,8 @@ class JanusClient:
                 return False  # the same request would be refused again
             return error.retryable
 
-        return await with_retries(
-            lambda: queue.join(fn_index, trigger, data),
-            what="join",
-            max_retries=self._max_retries,
-            backoff=self._backoff,
-            retry_if=retry_join,
+        return await self._connection.retrying(
+            lambda: queue.join(fn_index, trigger, data), "join", retry_if=retry_join
         )
 
     async def _run(
@@ -516,7 +253,7 @@ class JanusClient:
     ) -> AsyncGenerator[StatusEvent | JobCompleted, None]:
         """Join one job (retrying GPU-unavailable failures) and yield its events, then its end."""
         self._check_quota()
-        config, queue = await self._connect()
+        config, queue = await self._connection.connect()
         endpoint = config.understand if api_name == config.understand.api_name else config.generate
         attempt = 0
         while True:
@@ -560,7 +297,7 @@ class JanusClient:
                     self._quota_error = error
                 raise error
             if isinstance(error, GPUUnavailableError) and attempt < self._max_retries:
-                delay = self._backoff.delay(attempt) or 1.0
+                delay = self._connection.backoff.delay(attempt) or 1.0
                 logger.info(
                     "%s: %s; retry %d/%d in %.1fs",
                     api_name,
@@ -584,10 +321,13 @@ class JanusClient:
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        self._session()
-        if self._slots is None:
+        """Hold one of ``max_concurrency`` places for a call (no limit when it is None)."""
+        self._connection.session()  # binds the loop; refuses a closed client
+        if self._max_concurrency is None:
             yield
             return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max_concurrency)
         async with self._slots:
             yield
 
@@ -724,7 +464,9 @@ class JanusClient:
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, JobCompleted):
-                        images = await self._download_gallery(event.output)
+                        images = await download_gallery(
+                            self._connection, event.output, self._max_download
+                        )
                         yield GenerationResult(
                             images=images,
                             seed=seed,
@@ -747,50 +489,6 @@ class JanusClient:
         return await _last(
             self.stream_generate(prompt, seed=seed, guidance=guidance, temperature=temperature),
             GenerationResult,
-        )
-
-    async def _download_gallery(self, output: Mapping[str, Any]) -> tuple[GeneratedImage, ...]:
-        data = output.get("data")
-        if not isinstance(data, list) or not data or not isinstance(data[0], list):
-            raise ProtocolError("the Space's generation answer holds no gallery")
-        config, _ = await self._connect()
-        urls = []
-        for item in data[0]:
-            file = (
-                item.get("image")
-                if isinstance(item, Mapping)
-                else (item[0] if isinstance(item, list) and item else None)
-            )
-            if not isinstance(file, Mapping) or not isinstance(file.get("path"), str):
-                raise ProtocolError("a gallery item of the Space's answer has no file path")
-            urls.append(f"{self._url}{config.api_prefix}/file={file['path']}")
-        return tuple(await asyncio.gather(*(self._download_result(u) for u in urls)))
-
-    async def _download_result(self, url: str) -> GeneratedImage:
-        async def attempt() -> GeneratedImage:
-            async with self._session().get(
-                url,
-                headers=await self._headers(),
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._connect_timeout * 2),
-            ) as resp:
-                if resp.status in (403, 404):
-                    raise ResultUnavailableError(
-                        f"the Space no longer serves a generated image (HTTP {resp.status})"
-                    )
-                if resp.status != 200:
-                    raise error_for_status(resp.status, resp.headers, await resp.read(), "download")
-                data = await resp.content.read(self._max_download + 1)
-                if len(data) > self._max_download:
-                    raise ProtocolError("a generated image is larger than max_download_bytes")
-            try:
-                image = check_image_bytes(data, what="generated image")
-            except InvalidInputError as exc:
-                raise ProtocolError(f"the Space served a broken image: {exc}") from None
-            return GeneratedImage(data=image.data, mime_type=image.mime_type, url=url)
-
-        return await with_retries(
-            attempt, what="download", max_retries=self._max_retries, backoff=self._backoff
         )
 
 

@@ -216,7 +216,7 @@ async def run_soak(
     report.calls = calls
     await asyncio.sleep(0.2)  # let finished calls' cancels and streams settle
     report.tasks_after = client_tasks()
-    queue = client._queue
+    queue = client._connection.queue
     report.client_pending = queue.pending if queue is not None else 0
     report.live_jobs = _live_jobs()
     if server_stats is not None:

@@ -35,7 +35,7 @@ MakeClient = Callable[..., JanusClient]
 
 def joined(client: JanusClient, count: int = 1) -> Callable[[], bool]:
     """True once the client holds ``count`` jobs' event ids (their joins were answered)."""
-    return lambda: client._queue is not None and len(client._queue._jobs) == count
+    return lambda: client._connection.queue is not None and len(client._connection.queue._jobs) == count
 
 
 def only_job(server: FaultServer) -> str:
@@ -49,7 +49,7 @@ def assert_cancelled(server: FaultServer, client: JanusClient, fn_index: int) ->
     cancel = server.cancels[0]
     assert cancel["event_id"] == event_id
     assert cancel["fn_index"] == fn_index
-    queue = client._queue
+    queue = client._connection.queue
     assert queue is not None and cancel["session_hash"] == queue.session_hash
 
 
@@ -252,7 +252,7 @@ async def test_many_cancellations_leak_nothing(
         result = await bounded(client.understand("still fine"), 5)
         assert isinstance(result, UnderstandingResult)
         await wait_until(lambda: fault_server.open_streams == 0, 3)
-        queue = client._queue
+        queue = client._connection.queue
         assert queue is not None and queue.pending == 0 and not queue._early
         await asyncio.sleep(0.05)
         assert open_fds() <= fds  # flat: pooled connections are reused, none leak

@@ -90,15 +90,15 @@ async def test_reprs_show_no_token(
     async with public_space_client(other_server) as client:
         result = await bounded(client.understand("hello"), 5)
         generated = await bounded(client.generate("a cat"), 5)
-        assert client._zerogpu is not None  # the JWT is cached inside the client
+        assert client._connection.zerogpu is not None  # the JWT is cached inside the client
         for text in (
             repr(client),
             str(client),
             repr(vars(client)),
             repr(result),
             repr(generated),
-            repr(client._token),
-            str(client._token),
+            repr(client._connection.token),
+            str(client._connection.token),
         ):
             assert_no_secret(text, "a repr")
     assert "token=set" in repr(client)
