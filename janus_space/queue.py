@@ -125,23 +125,25 @@ class QueueSession:
         return job
 
     async def events(self, job: Job, *, deadline: float | None) -> AsyncIterator[WireEvent]:
-        """The job's events until (and including) its ``JobCompleted``; typed errors raise."""
+        """The job's events until (and including) its ``JobCompleted``; typed errors raise.
+
+        The deadline is a timer that drops a timeout error into the job's inbox, so waiting is a
+        plain ``inbox.get()``: no helper task per wait, and a cancellation reaches it directly.
+        """
         loop = asyncio.get_running_loop()
-        while True:
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                raise JanusTimeoutError("the job did not finish within the call's timeout")
-            try:
-                item = await asyncio.wait_for(job.inbox.get(), remaining)
-            except asyncio.TimeoutError:
-                raise JanusTimeoutError(
-                    "the job did not finish within the call's timeout"
-                ) from None
-            if isinstance(item, JanusError):
-                raise item
-            yield item
-            if isinstance(item, JobCompleted):
-                return
+        timeout = JanusTimeoutError("the job did not finish within the call's timeout")
+        timer = None if deadline is None else loop.call_at(deadline, job.inbox.put_nowait, timeout)
+        try:
+            while True:
+                item = await job.inbox.get()
+                if isinstance(item, JanusError):
+                    raise item
+                yield item
+                if isinstance(item, JobCompleted):
+                    return
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def cancel(self, job: Job) -> None:
         """Ask the Space to stop ``job`` (so no GPU time is spent for nothing); best effort."""

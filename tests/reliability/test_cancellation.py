@@ -35,7 +35,9 @@ MakeClient = Callable[..., JanusClient]
 
 def joined(client: JanusClient, count: int = 1) -> Callable[[], bool]:
     """True once the client holds ``count`` jobs' event ids (their joins were answered)."""
-    return lambda: client._connection.queue is not None and len(client._connection.queue._jobs) == count
+    return lambda: (
+        client._connection.queue is not None and len(client._connection.queue._jobs) == count
+    )
 
 
 def only_job(server: FaultServer) -> str:
