@@ -85,6 +85,25 @@ def current_run() -> ContextVar[PinnedRun | None]:
     return _CURRENT_RUN
 
 
+def _pinned_manager_args(run: PinnedRun) -> dict[str, Any]:
+    """Handlers, tags and metadata of a pinned run, as a child manager of that run needs them."""
+    base = CallbackManager.configure(
+        run.config.get("callbacks"),
+        run.callbacks,
+        run.verbose,
+        run.config.get("tags"),
+        run.tags,
+        run.config.get("metadata"),
+        run.metadata,
+    )
+    return {
+        "handlers": base.handlers,
+        "parent_run_id": run.run_id,
+        "tags": base.tags,
+        "metadata": base.metadata,
+    }
+
+
 async def adispatch_status(payload: dict[str, Any], run_manager: AsyncRunManager | None) -> None:
     """Send one status payload to the handlers of the run it belongs to (see module docstring).
 
@@ -101,19 +120,9 @@ async def adispatch_status(payload: dict[str, Any], run_manager: AsyncRunManager
         return
     run = _CURRENT_RUN.get()
     if run is not None:
-        base = AsyncCallbackManager.configure(
-            run.config.get("callbacks"),
-            run.callbacks,
-            run.verbose,
-            run.config.get("tags"),
-            run.tags,
-            run.config.get("metadata"),
-            run.metadata,
+        await AsyncCallbackManager(**_pinned_manager_args(run)).on_custom_event(
+            STATUS_EVENT, payload, run_id=run.run_id
         )
-        manager = AsyncCallbackManager(
-            handlers=base.handlers, parent_run_id=run.run_id, tags=base.tags, metadata=base.metadata
-        )
-        await manager.on_custom_event(STATUS_EVENT, payload, run_id=run.run_id)
         return
     parent = get_async_callback_manager_for_config(ensure_config())
     if parent.parent_run_id is None:
@@ -135,19 +144,9 @@ def dispatch_status(payload: dict[str, Any], run_manager: RunManager | None) -> 
         return
     run = _CURRENT_RUN.get()
     if run is not None:
-        base = CallbackManager.configure(
-            run.config.get("callbacks"),
-            run.callbacks,
-            run.verbose,
-            run.config.get("tags"),
-            run.tags,
-            run.config.get("metadata"),
-            run.metadata,
+        CallbackManager(**_pinned_manager_args(run)).on_custom_event(
+            STATUS_EVENT, payload, run_id=run.run_id
         )
-        manager = CallbackManager(
-            handlers=base.handlers, parent_run_id=run.run_id, tags=base.tags, metadata=base.metadata
-        )
-        manager.on_custom_event(STATUS_EVENT, payload, run_id=run.run_id)
         return
     parent = get_callback_manager_for_config(ensure_config())
     if parent.parent_run_id is None:
