@@ -16,6 +16,7 @@ from janus_space import (
     GenerationResult,
     GPUUnavailableError,
     Heartbeat,
+    HistoryTrimmedWarning,
     ImagesDroppedWarning,
     InvalidInputError,
     JanusClient,
@@ -196,3 +197,18 @@ async def test_mixed_concurrent_understanding_and_generation(client: JanusClient
     )
     assert parse_understanding_report(answer.text).question == "side by side"
     assert read_generation_report(images.images[0].data).seed == 5
+
+
+async def test_long_history_is_trimmed_oldest_first_before_sending(client: JanusClient) -> None:
+    conversation = [Message("system", "Be brief.")]
+    for turn in range(30):
+        conversation.append(Message("user", f"turn {turn} question " + "q" * 400))
+        conversation.append(Message("assistant", f"turn {turn} answer " + "a" * 400))
+    conversation.append(Message("user", "What did we say last?"))
+    with pytest.warns(HistoryTrimmedWarning):
+        result = await client.chat(conversation)
+    sent = parse_understanding_report(result.text).question
+    assert result.prompt is not None and result.prompt.trimmed_messages > 0
+    assert sent == result.prompt.question  # exactly what the Space received
+    assert sent.startswith("Be brief.") and sent.endswith("What did we say last?")
+    assert "turn 29 answer" in sent and "turn 0 question" not in sent
