@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from .auth import Secret, is_hf_host, resolve_hf_token, space_host_url
@@ -249,7 +249,7 @@ class JanusClient:
         )
 
     async def _run(
-        self, api_name: str, build: Any, deadline: float
+        self, api_name: str, build: Callable[[], Awaitable[list[Any]]], deadline: float
     ) -> AsyncGenerator[StatusEvent | JobCompleted, None]:
         """Join one job (retrying GPU-unavailable failures) and yield its events, then its end."""
         self._check_quota()
@@ -331,6 +331,20 @@ class JanusClient:
         async with self._slots:
             yield
 
+    async def _job_stream(
+        self,
+        api_name: str,
+        build: Callable[[], Awaitable[list[Any]]],
+        finish: Callable[[JobCompleted], Awaitable[R]],
+    ) -> AsyncGenerator[StatusEvent | R, None]:
+        """One call within its concurrency slot and deadline: status events, then its result."""
+        async with self._slot():
+            deadline = asyncio.get_running_loop().time() + self._timeout
+            events = self._run(api_name, build, deadline)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield await finish(event) if isinstance(event, JobCompleted) else event
+
     # -- understanding -------------------------------------------------------------------
 
     async def stream_understand(
@@ -354,32 +368,27 @@ class JanusClient:
         top_p = check_unit(top_p, "top_p")
         temperature = check_unit(temperature, "temperature")
         picture = await self._resolve_image(image)
-        loop = asyncio.get_running_loop()
 
         async def build() -> list[Any]:
             return [await self._image_value(picture), question, seed, top_p, temperature]
 
-        async with self._slot():
-            deadline = loop.time() + self._timeout
-            events = self._run("multimodal_understanding", build, deadline)
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    if isinstance(event, JobCompleted):
-                        data = event.output.get("data")
-                        if not isinstance(data, list) or not data or not isinstance(data[0], str):
-                            raise ProtocolError(
-                                "the Space's answer holds no text (was the job cancelled?)"
-                            )
-                        yield UnderstandingResult(
-                            text=data[0],
-                            seed=seed,
-                            top_p=top_p,
-                            temperature=temperature,
-                            duration=_duration(event.output),
-                            prompt=_prompt,
-                        )
-                    else:
-                        yield event
+        async def finish(done: JobCompleted) -> UnderstandingResult:
+            data = done.output.get("data")
+            if not isinstance(data, list) or not data or not isinstance(data[0], str):
+                raise ProtocolError("the Space's answer holds no text (was the job cancelled?)")
+            return UnderstandingResult(
+                text=data[0],
+                seed=seed,
+                top_p=top_p,
+                temperature=temperature,
+                duration=_duration(done.output),
+                prompt=_prompt,
+            )
+
+        events = self._job_stream("multimodal_understanding", build, finish)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     async def understand(
         self,
@@ -453,29 +462,24 @@ class JanusClient:
         seed = check_seed(seed)
         guidance = check_range(guidance, "guidance", 1.0, 10.0)
         temperature = check_unit(temperature, "temperature")
-        loop = asyncio.get_running_loop()
 
         async def build() -> list[Any]:
             return [prompt, seed, guidance, temperature]
 
-        async with self._slot():
-            deadline = loop.time() + self._timeout
-            events = self._run("generate_image", build, deadline)
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    if isinstance(event, JobCompleted):
-                        images = await download_gallery(
-                            self._connection, event.output, self._max_download
-                        )
-                        yield GenerationResult(
-                            images=images,
-                            seed=seed,
-                            guidance=guidance,
-                            temperature=temperature,
-                            duration=_duration(event.output),
-                        )
-                    else:
-                        yield event
+        async def finish(done: JobCompleted) -> GenerationResult:
+            images = await download_gallery(self._connection, done.output, self._max_download)
+            return GenerationResult(
+                images=images,
+                seed=seed,
+                guidance=guidance,
+                temperature=temperature,
+                duration=_duration(done.output),
+            )
+
+        events = self._job_stream("generate_image", build, finish)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     async def generate(
         self,

@@ -34,3 +34,35 @@ def check_slow_steps(statuses: Sequence[str], tier: str) -> None:
         assert collapsed in (SLOW_STEPS, [s for s in SLOW_STEPS if s != "progress"])
     else:
         assert collapsed == SLOW_STEPS
+
+
+class JanusCapabilities:
+    """What Janus can do, as langchain-tests' flags: shared by the unit and integration suites.
+
+    Image inputs (inline and URL) yes; tool calling, structured output and usage metadata no.
+    ``model_override_value`` switches a call to image generation.
+    """
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return False
+
+    @property
+    def has_structured_output(self) -> bool:
+        return False
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return False
+
+    @property
+    def model_override_value(self) -> str:
+        return "janus-pro-7b-image"

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
+from lc_support import JanusCapabilities
 
 from langchain_janus import ChatJanus
 
 
-class TestChatJanusStandardIntegration(ChatModelIntegrationTests):
+class TestChatJanusStandardIntegration(JanusCapabilities, ChatModelIntegrationTests):
     base_url: str = ""
 
     @pytest.fixture
@@ -42,27 +43,3 @@ class TestChatJanusStandardIntegration(ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "janus-pro-7b", "base_url": self.base_url}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False
-
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return False
-
-    @property
-    def model_override_value(self) -> str:
-        return "janus-pro-7b-image"

@@ -6,11 +6,12 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_tests.unit_tests import ChatModelUnitTests
+from lc_support import JanusCapabilities
 
 from langchain_janus import ChatJanus
 
 
-class TestChatJanusStandardUnit(ChatModelUnitTests):
+class TestChatJanusStandardUnit(JanusCapabilities, ChatModelUnitTests):
     """Flags say what Janus can do: image inputs yes; tools, structured output, usage no."""
 
     @property
@@ -24,27 +25,3 @@ class TestChatJanusStandardUnit(ChatModelUnitTests):
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
         return {"HF_TOKEN": "hf_from_the_environment"}, {}, {"api_key": "hf_from_the_environment"}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False
-
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return False
-
-    @property
-    def model_override_value(self) -> str:
-        return "janus-pro-7b-image"
