@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from janus_space import DEFAULT_SPACE, ClientPerLoop, JanusClient, LoopThread, Secret
 
-__all__ = ["ClientRuntime", "SpaceConnection", "on_loop_thread"]
+__all__ = ["ClientRuntime", "SpaceSettings", "on_loop_thread"]
 
 _THREAD_NAME = "langchain-janus-loop"
 _RUNTIME_LOCK = threading.Lock()  # guards the lazy creation of each object's runtime
@@ -87,7 +87,7 @@ def _finalize(runtime: ClientRuntime) -> None:
         worker.join(timeout=5)
 
 
-class SpaceConnection(BaseModel):
+class SpaceSettings(BaseModel):
     """Where the Space is and how to reach it; the client options LangChain users set."""
 
     space: str = Field(

@@ -42,7 +42,7 @@ from ._events import (
     status_payload,
 )
 from ._messages import generation_prompt, to_janus_messages
-from ._runtime import SpaceConnection, on_loop_thread
+from ._runtime import SpaceSettings, on_loop_thread
 
 __all__ = ["GENERATION_MODEL", "UNDERSTANDING_MODEL", "ChatJanus"]
 
@@ -120,7 +120,7 @@ def _answer(
     return content, metadata
 
 
-class ChatJanus(SpaceConnection, BaseChatModel):
+class ChatJanus(SpaceSettings, BaseChatModel):
     """DeepSeek Janus-Pro-7B on its Hugging Face Space (or a copy of it) as a chat model.
 
     ``model="janus-pro-7b"`` answers about images (history and system messages are flattened

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from janus_space import GenerationResult, ProtocolError, StatusEvent
 
 from ._events import adispatch_status, dispatch_status, status_payload
-from ._runtime import SpaceConnection
+from ._runtime import SpaceSettings
 from .chat_models import GENERATION_MODEL
 
 __all__ = ["JanusImageGenerator", "JanusImageGeneratorInput"]
@@ -34,7 +34,7 @@ class JanusImageGeneratorInput(BaseModel):
     )
 
 
-class JanusImageGenerator(SpaceConnection, BaseTool):
+class JanusImageGenerator(SpaceSettings, BaseTool):
     """Draw images from a text description with DeepSeek Janus-Pro-7B (its Hugging Face Space).
 
     Example:

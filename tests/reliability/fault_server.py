@@ -711,16 +711,7 @@ class FaultServer:
         self.open_streams += 1
         try:
             if session is None:
-                await response.write(
-                    self._line(
-                        {
-                            "msg": "unexpected_error",
-                            "message": "404: Session not found.",
-                            "success": False,
-                        }
-                    )
-                )
-                self._abort(request)
+                await self._session_not_found(request, response)
                 return response
             if fault is not None:
                 self.stream_faults_applied[fault.kind] += 1
@@ -795,16 +786,7 @@ class FaultServer:
             await self._stopping.wait()
             return
         if fault.kind == "unexpected_error":
-            await response.write(
-                self._line(
-                    {
-                        "msg": "unexpected_error",
-                        "message": "404: Session not found.",
-                        "success": False,
-                    }
-                )
-            )
-            self._abort(request)
+            await self._session_not_found(request, response)
             return
         sent = 0
         while sent < fault.after:
@@ -823,6 +805,16 @@ class FaultServer:
         elif fault.kind == "non_object":
             await response.write(b"data: [1, 2, 3]\n\n")
         await self._stopping.wait()
+
+    async def _session_not_found(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Gradio's answer to a stream for an unknown session: one error, then a cut-off body."""
+        message = {
+            "msg": "unexpected_error",
+            "message": "404: Session not found.",
+            "success": False,
+        }
+        await response.write(self._line(message))
+        self._abort(request)
 
     @staticmethod
     def _abort(request: web.Request) -> None:
