@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any, Literal, TypeVar
 
 from .auth import Secret, is_hf_host, resolve_hf_token, space_host_url
+from .backend import Capabilities, check_num_images, warn_fixed_answer_length
 from .connection import SpaceConnection
 from .errors import (
     GPUUnavailableError,
@@ -27,12 +28,16 @@ from .errors import (
 )
 from .events import GenerationResult, JobCompleted, StatusEvent, UnderstandingResult
 from .media import ImageData, ImageInput, is_url, load_image, placeholder_image, prepare_for_upload
-from .params import check_range, check_seed, check_text, check_unit
+from .options import DEFAULT_SPACE, GENERATION_DEFAULTS, UNDERSTANDING_DEFAULTS
+from .params import check_range, check_seed, check_stop, check_text, check_unit
 from .prompt import (
+    ANSWER_TOKENS,
+    CONTEXT_TOKENS,
     DEFAULT_TOKEN_BUDGET,
     ExtraImages,
     Message,
     PreparedPrompt,
+    cut_at_stop,
     estimate_tokens,
     flatten_conversation,
 )
@@ -41,9 +46,20 @@ from .transfer import download_gallery, fetch_image_url, file_data, upload_image
 
 logger = logging.getLogger("janus_space")
 
-__all__ = ["DEFAULT_SPACE", "JanusClient"]
+__all__ = ["DEFAULT_SPACE", "SPACE_CAPABILITIES", "JanusClient"]
 
-DEFAULT_SPACE = "deepseek-ai/Janus-Pro-7B"
+SPACE_CAPABILITIES = Capabilities(
+    kind="space",
+    images_per_call=1,
+    native_history=False,
+    token_streaming=False,
+    max_new_tokens=ANSWER_TOKENS,
+    max_new_tokens_settable=False,
+    context_tokens=CONTEXT_TOKENS,
+    prompt_token_budget=DEFAULT_TOKEN_BUDGET,
+    images_per_generation=(GENERATION_DEFAULTS.num_images, GENERATION_DEFAULTS.num_images),
+)
+"""What the Janus-Pro Space honours: one image, a flattened history, a fixed 512-token answer."""
 TextOnly = Literal["placeholder", "error"]
 ImageTransport = Literal["inline", "upload"]
 R = TypeVar("R", UnderstandingResult, GenerationResult)
@@ -170,6 +186,16 @@ class JanusClient:
         self._quota_until = 0.0
         self._quota_error: QuotaExceededError | None = None
         self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the Space honours (the same for every copy of it)."""
+        return SPACE_CAPABILITIES
+
+    @property
+    def endpoint(self) -> str:
+        """How results name this client's Space: its base URL, else its Space id."""
+        return self.base_url or self.space
 
     def __repr__(self) -> str:
         target = f"base_url={self.base_url!r}" if self.base_url else f"space={self.space!r}"
@@ -352,13 +378,21 @@ class JanusClient:
         question: str,
         image: ImageInput | None = None,
         *,
-        seed: int = 42,
-        top_p: float = 0.95,
-        temperature: float = 0.1,
+        seed: int = UNDERSTANDING_DEFAULTS.seed,
+        top_p: float = UNDERSTANDING_DEFAULTS.top_p,
+        temperature: float = UNDERSTANDING_DEFAULTS.temperature,
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] = (),
         _prompt: PreparedPrompt | None = None,
     ) -> AsyncGenerator[StatusEvent | UnderstandingResult, None]:
-        """Ask about an image; yields status events, then the ``UnderstandingResult``."""
+        """Ask about an image; yields status events, then the ``UnderstandingResult``.
+
+        The Space answers with up to 512 new tokens whatever ``max_new_tokens`` says (a
+        ``JanusWarning`` says so); ``stop`` cuts the answer after it arrives.
+        """
         check_text(question, "question")
+        stops = check_stop(stop)
+        warn_fixed_answer_length(max_new_tokens, SPACE_CAPABILITIES)
         if _prompt is None and estimate_tokens(question) > DEFAULT_TOKEN_BUDGET:
             raise InvalidInputError(
                 f"the question needs about {estimate_tokens(question)} tokens, more than the "
@@ -377,12 +411,13 @@ class JanusClient:
             if not isinstance(data, list) or not data or not isinstance(data[0], str):
                 raise ProtocolError("the Space's answer holds no text (was the job cancelled?)")
             return UnderstandingResult(
-                text=data[0],
+                text=cut_at_stop(data[0], stops),
                 seed=seed,
                 top_p=top_p,
                 temperature=temperature,
                 duration=_duration(done.output),
                 prompt=_prompt,
+                endpoint=self.endpoint,
             )
 
         events = self._job_stream("multimodal_understanding", build, finish)
@@ -395,14 +430,22 @@ class JanusClient:
         question: str,
         image: ImageInput | None = None,
         *,
-        seed: int = 42,
-        top_p: float = 0.95,
-        temperature: float = 0.1,
+        seed: int = UNDERSTANDING_DEFAULTS.seed,
+        top_p: float = UNDERSTANDING_DEFAULTS.top_p,
+        temperature: float = UNDERSTANDING_DEFAULTS.temperature,
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] = (),
     ) -> UnderstandingResult:
         """Ask one question about one image (or none: see ``text_only``) and return the answer."""
         return await _last(
             self.stream_understand(
-                question, image, seed=seed, top_p=top_p, temperature=temperature
+                question,
+                image,
+                seed=seed,
+                top_p=top_p,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                stop=stop,
             ),
             UnderstandingResult,
         )
@@ -415,9 +458,11 @@ class JanusClient:
         self,
         messages: Sequence[Message],
         *,
-        seed: int = 42,
-        top_p: float = 0.95,
-        temperature: float = 0.1,
+        seed: int = UNDERSTANDING_DEFAULTS.seed,
+        top_p: float = UNDERSTANDING_DEFAULTS.top_p,
+        temperature: float = UNDERSTANDING_DEFAULTS.temperature,
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] = (),
     ) -> AsyncGenerator[StatusEvent | UnderstandingResult, None]:
         """Flatten a conversation to one question and image, streamed like ``stream_understand``."""
         prompt = self.prepare_conversation(messages)
@@ -427,6 +472,8 @@ class JanusClient:
             seed=seed,
             top_p=top_p,
             temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            stop=stop,
             _prompt=prompt,
         )
         async with contextlib.aclosing(events):
@@ -437,13 +484,22 @@ class JanusClient:
         self,
         messages: Sequence[Message],
         *,
-        seed: int = 42,
-        top_p: float = 0.95,
-        temperature: float = 0.1,
+        seed: int = UNDERSTANDING_DEFAULTS.seed,
+        top_p: float = UNDERSTANDING_DEFAULTS.top_p,
+        temperature: float = UNDERSTANDING_DEFAULTS.temperature,
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] = (),
     ) -> UnderstandingResult:
         """Answer the last user message of a conversation (history flattened into the question)."""
         return await _last(
-            self.stream_chat(messages, seed=seed, top_p=top_p, temperature=temperature),
+            self.stream_chat(
+                messages,
+                seed=seed,
+                top_p=top_p,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                stop=stop,
+            ),
             UnderstandingResult,
         )
 
@@ -453,12 +509,17 @@ class JanusClient:
         self,
         prompt: str,
         *,
-        seed: int = 12345,
-        guidance: float = 5.0,
-        temperature: float = 1.0,
+        seed: int = GENERATION_DEFAULTS.seed,
+        guidance: float = GENERATION_DEFAULTS.guidance,
+        temperature: float = GENERATION_DEFAULTS.temperature,
+        num_images: int | None = None,
     ) -> AsyncGenerator[StatusEvent | GenerationResult, None]:
-        """Generate images from a prompt; yields status events, then the ``GenerationResult``."""
+        """Generate images from a prompt; yields status events, then the ``GenerationResult``.
+
+        The Space always draws five: ``num_images`` must be None or 5.
+        """
         check_text(prompt, "prompt")
+        check_num_images(num_images, SPACE_CAPABILITIES)
         seed = check_seed(seed)
         guidance = check_range(guidance, "guidance", 1.0, 10.0)
         temperature = check_unit(temperature, "temperature")
@@ -474,6 +535,7 @@ class JanusClient:
                 guidance=guidance,
                 temperature=temperature,
                 duration=_duration(done.output),
+                endpoint=self.endpoint,
             )
 
         events = self._job_stream("generate_image", build, finish)
@@ -485,13 +547,16 @@ class JanusClient:
         self,
         prompt: str,
         *,
-        seed: int = 12345,
-        guidance: float = 5.0,
-        temperature: float = 1.0,
+        seed: int = GENERATION_DEFAULTS.seed,
+        guidance: float = GENERATION_DEFAULTS.guidance,
+        temperature: float = GENERATION_DEFAULTS.temperature,
+        num_images: int | None = None,
     ) -> GenerationResult:
         """Generate images (the Space draws five) and download them."""
         return await _last(
-            self.stream_generate(prompt, seed=seed, guidance=guidance, temperature=temperature),
+            self.stream_generate(
+                prompt, seed=seed, guidance=guidance, temperature=temperature, num_images=num_images
+            ),
             GenerationResult,
         )
 

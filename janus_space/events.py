@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("janus_space")
 
 __all__ = [
+    "Failover",
     "GeneratedImage",
     "GenerationResult",
     "Heartbeat",
@@ -22,17 +23,23 @@ __all__ = [
     "Queued",
     "Started",
     "StatusEvent",
+    "TextDelta",
     "UnderstandingResult",
 ]
 
 
 @dataclass(frozen=True)
 class Queued:
-    """The job waits in the Space's queue: its rank (0 = next), the queue size and an ETA in s."""
+    """The job waits in a queue: Gradio's ``rank`` (0 = next; see ``position``), size, ETA."""
 
     rank: int | None = None
     queue_size: int | None = None
     eta: float | None = None
+
+    @property
+    def position(self) -> int | None:
+        """The place in the queue counted from 1 (1 = next): the one convention shown to users."""
+        return None if self.rank is None else self.rank + 1
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,30 @@ class Heartbeat:
     """The server is alive; sent during long jobs."""
 
 
-StatusEvent = Queued | Started | Progress | Log | Heartbeat
+@dataclass(frozen=True)
+class Failover:
+    """A pool left an endpoint for this call: which one, why, and until when it is skipped.
+
+    ``retry_after`` is in seconds from the event (None: skipped for this call only).
+    """
+
+    endpoint: str
+    reason: str
+    retry_after: float | None = None
+    next_endpoint: str | None = None
+
+
+StatusEvent = Queued | Started | Progress | Log | Heartbeat | Failover
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer, streamed before the result by backends that stream tokens.
+
+    The final ``UnderstandingResult`` still carries the whole text; deltas joined equal it.
+    """
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -79,6 +109,8 @@ class UnderstandingResult:
     temperature: float
     duration: float | None = None
     prompt: PreparedPrompt | None = field(default=None, repr=False)
+    endpoint: str | None = None
+    """Which backend endpoint served the call (a Space id, a base URL, or ``local:<model>``)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +144,8 @@ class GenerationResult:
     guidance: float
     temperature: float
     duration: float | None = None
+    endpoint: str | None = None
+    """Which backend endpoint served the call (a Space id, a base URL, or ``local:<model>``)."""
 
 
 @dataclass(frozen=True)

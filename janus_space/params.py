@@ -43,3 +43,24 @@ def check_text(value: Any, name: str) -> str:
     if not value.strip():
         raise InvalidInputError(f"{name} is empty")
     return value
+
+
+def check_stop(stop: Any) -> tuple[str, ...]:
+    """Stop sequences: a sequence of non-empty strings (a single string is refused)."""
+    if isinstance(stop, str) or not isinstance(stop, (list, tuple)):
+        raise InvalidInputError(f"stop must be a list of strings, not {type(stop).__name__}")
+    for item in stop:
+        if not isinstance(item, str) or not item:
+            raise InvalidInputError(f"every stop sequence must be a non-empty string, not {item!r}")
+    return tuple(stop)
+
+
+def check_max_new_tokens(value: Any, limit: int) -> int | None:
+    """None, or a whole number of new tokens from 1 to ``limit``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise InvalidInputError(
+            f"max_new_tokens must be an integer from 1 to {limit}, not {value!r}"
+        )
+    return value

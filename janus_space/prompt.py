@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_TOKEN_BUDGET",
     "Message",
     "PreparedPrompt",
+    "cut_at_stop",
     "estimate_tokens",
     "flatten_conversation",
 ]
@@ -169,3 +170,13 @@ def flatten_conversation(
             stacklevel=2,
         )
     return PreparedPrompt(text, image, trimmed, dropped, tokens)
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The answer up to the first of the stop sequences (for backends that cannot stop early)."""
+    cut = len(text)
+    for sequence in stop:
+        found = text.find(sequence) if sequence else -1
+        if found != -1:
+            cut = min(cut, found)
+    return text[:cut]
