@@ -5,8 +5,10 @@ events and errors. No framework imports: ``langchain_janus`` and ``llama_index_j
 """
 
 from .auth import Secret
-from .client import DEFAULT_SPACE, JanusClient
+from .backend import Capabilities, JanusBackend
+from .client import SPACE_CAPABILITIES, JanusClient
 from .errors import (
+    AccessDeniedError,
     AppError,
     GPUUnavailableError,
     HistoryTrimmedWarning,
@@ -25,6 +27,7 @@ from .errors import (
     SpaceUnavailableError,
 )
 from .events import (
+    Failover,
     GeneratedImage,
     GenerationResult,
     Heartbeat,
@@ -33,19 +36,40 @@ from .events import (
     Queued,
     Started,
     StatusEvent,
+    TextDelta,
     UnderstandingResult,
 )
 from .media import ImageData, ImageInput, load_image
-from .prompt import DEFAULT_TOKEN_BUDGET, Message, PreparedPrompt, flatten_conversation
-from .runtime import ClientPerLoop, LoopThread
+from .options import (
+    DEFAULT_SPACE,
+    GENERATION_DEFAULTS,
+    UNDERSTANDING_DEFAULTS,
+    SpaceOptions,
+    Timeouts,
+)
+from .prompt import (
+    DEFAULT_TOKEN_BUDGET,
+    Message,
+    PreparedPrompt,
+    estimate_conversation_tokens,
+    flatten_conversation,
+)
+from .runtime import ClientPerLoop, LoopBound, LoopThread
+from .tokens import estimate_tokens
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SPACE",
     "DEFAULT_TOKEN_BUDGET",
+    "GENERATION_DEFAULTS",
+    "SPACE_CAPABILITIES",
+    "UNDERSTANDING_DEFAULTS",
+    "AccessDeniedError",
     "AppError",
+    "Capabilities",
     "ClientPerLoop",
+    "Failover",
     "GPUUnavailableError",
     "GeneratedImage",
     "GenerationResult",
@@ -55,12 +79,14 @@ __all__ = [
     "ImageInput",
     "ImagesDroppedWarning",
     "InvalidInputError",
+    "JanusBackend",
     "JanusClient",
     "JanusConnectionError",
     "JanusError",
     "JanusTimeoutError",
     "JanusWarning",
     "Log",
+    "LoopBound",
     "LoopThread",
     "Message",
     "MissingImageError",
@@ -73,11 +99,16 @@ __all__ = [
     "RateLimitedError",
     "ResultUnavailableError",
     "Secret",
+    "SpaceOptions",
     "SpaceUnavailableError",
     "Started",
     "StatusEvent",
+    "TextDelta",
+    "Timeouts",
     "UnderstandingResult",
     "__version__",
+    "estimate_conversation_tokens",
+    "estimate_tokens",
     "flatten_conversation",
     "load_image",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import time
 from urllib.parse import urlsplit
@@ -50,12 +49,18 @@ class Secret:
 
 
 def resolve_hf_token(token: str | Secret | None) -> Secret | None:
-    """The token given, else ``HF_TOKEN`` from the environment, else None (anonymous)."""
+    """The token given, else the one Hugging Face tools find, else None (anonymous).
+
+    Discovery is ``huggingface_hub.get_token()``'s (``HF_TOKEN``, the ``hf auth login`` file,
+    …) and honours ``HF_HUB_DISABLE_IMPLICIT_TOKEN``; see ``janus_space.hub.discover_token``.
+    """
     if isinstance(token, Secret):
         return token if token else None
     if token is None:
-        token = os.environ.get("HF_TOKEN") or None
-    if token is not None and not isinstance(token, str):
+        from .hub import discover_token  # here: hub imports this module
+
+        return discover_token()
+    if not isinstance(token, str):
         raise TypeError("hf_token must be a string")
     return Secret(token.strip()) if token and token.strip() else None
 

@@ -9,32 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from .auth import Secret, is_hf_host, resolve_hf_token, space_host_url
 from .backend import Capabilities, check_num_images, warn_fixed_answer_length
 from .connection import SpaceConnection
 from .errors import (
-    GPUUnavailableError,
     InvalidInputError,
     JanusError,
     ProtocolError,
     QuotaExceededError,
-    SpaceUnavailableError,
     error_from_app_message,
 )
 from .events import GenerationResult, JobCompleted, StatusEvent, UnderstandingResult
 from .media import ImageData, ImageInput, is_url, load_image, placeholder_image, prepare_for_upload
-from .options import DEFAULT_SPACE, GENERATION_DEFAULTS, UNDERSTANDING_DEFAULTS
+from .options import (
+    DEFAULT_SPACE,
+    GENERATION_DEFAULTS,
+    UNDERSTANDING_DEFAULTS,
+    ImageTransport,
+    SpaceOptions,
+)
 from .params import check_range, check_seed, check_stop, check_text, check_unit
 from .prompt import (
     ANSWER_TOKENS,
     CONTEXT_TOKENS,
     DEFAULT_TOKEN_BUDGET,
-    ExtraImages,
     Message,
     PreparedPrompt,
     cut_at_stop,
@@ -42,6 +45,7 @@ from .prompt import (
     flatten_conversation,
 )
 from .queue import Job, QueueSession
+from .reuse import CacheSpec, CallReuse, call_key, resolve_cache
 from .transfer import download_gallery, fetch_image_url, file_data, upload_image
 
 logger = logging.getLogger("janus_space")
@@ -60,8 +64,6 @@ SPACE_CAPABILITIES = Capabilities(
     images_per_generation=(GENERATION_DEFAULTS.num_images, GENERATION_DEFAULTS.num_images),
 )
 """What the Janus-Pro Space honours: one image, a flattened history, a fixed 512-token answer."""
-TextOnly = Literal["placeholder", "error"]
-ImageTransport = Literal["inline", "upload"]
 R = TypeVar("R", UnderstandingResult, GenerationResult)
 
 
@@ -72,120 +74,46 @@ class JanusClient:
         self,
         space: str = DEFAULT_SPACE,
         *,
-        base_url: str | None = None,
-        hf_token: str | Secret | None = None,
-        allow_token_to_custom_host: bool = False,
-        timeout: float = 300.0,
-        connect_timeout: float = 30.0,
-        max_retries: int = 2,
-        text_only: TextOnly = "placeholder",
-        extra_images: ExtraImages = "latest",
-        extra_headers: Mapping[str, str] | None = None,
-        hub_url: str = "https://huggingface.co",
-        max_download_bytes: int = 20_000_000,
-        max_image_side: int | None = 384,
-        max_concurrency: int | None = None,
-        max_connections: int = 4,
-        image_transport: ImageTransport = "inline",
-        idle_timeout: float = 45.0,
-        cold_start_timeout: float = 600.0,
+        options: SpaceOptions | None = None,
+        cache: CacheSpec = None,
+        **settings: Any,
     ) -> None:
-        if base_url is not None:
-            if not isinstance(base_url, str) or not base_url.lower().startswith(
-                ("http://", "https://")
-            ):
-                raise InvalidInputError(f"base_url must be an http(s) URL, not {base_url!r}")
-            url = base_url.rstrip("/")
-        else:
-            try:
-                url = space_host_url(space)
-            except ValueError as exc:
-                raise InvalidInputError(str(exc)) from None
-        for name, value in (
-            ("timeout", timeout),
-            ("connect_timeout", connect_timeout),
-            ("idle_timeout", idle_timeout),
-            ("cold_start_timeout", cold_start_timeout),
-        ):
-            check_range(value, name, 0.001, 86_400)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidInputError(
-                f"max_retries must be a non-negative integer, not {max_retries!r}"
-            )
-        if text_only not in ("placeholder", "error"):
-            raise InvalidInputError(
-                f"text_only must be 'placeholder' or 'error', not {text_only!r}"
-            )
-        if extra_images not in ("latest", "error"):
-            raise InvalidInputError(
-                f"extra_images must be 'latest' or 'error', not {extra_images!r}"
-            )
-        if image_transport not in ("inline", "upload"):
-            raise InvalidInputError(
-                f"image_transport must be 'inline' or 'upload', not {image_transport!r}"
-            )
-        if max_concurrency is not None and (
-            not isinstance(max_concurrency, int) or max_concurrency < 1
-        ):
-            raise InvalidInputError("max_concurrency must be a positive integer or None")
-        if isinstance(max_concurrency, bool):
-            raise InvalidInputError("max_concurrency must be a positive integer or None")
-        if (
-            isinstance(max_download_bytes, bool)
-            or not isinstance(max_download_bytes, int)
-            or max_download_bytes < 1
-        ):
-            raise InvalidInputError("max_download_bytes must be a positive integer")
-        if max_image_side is not None and (
-            isinstance(max_image_side, bool)
-            or not isinstance(max_image_side, int)
-            or max_image_side < 16
-        ):
-            raise InvalidInputError("max_image_side must be None or an integer of at least 16")
-        if not isinstance(hub_url, str) or not hub_url.lower().startswith(("http://", "https://")):
-            raise InvalidInputError(f"hub_url must be an http(s) URL, not {hub_url!r}")
-        if extra_headers is not None and not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in extra_headers.items()
-        ):
-            raise InvalidInputError("extra_headers must map strings to strings")
-        if hf_token is not None and not isinstance(hf_token, (str, Secret)):
-            raise InvalidInputError("hf_token must be a string")
-        if not isinstance(max_connections, int) or max_connections < 2:
-            raise InvalidInputError("max_connections must be an integer of at least 2")
-        self.space = space
-        self.base_url = base_url
-        token = resolve_hf_token(hf_token)
-        hub = hub_url.rstrip("/")
-        self._connection = SpaceConnection(
-            url,
-            space=space,
-            public_space=base_url is None,
-            token=token,
-            token_to_space=is_hf_host(url) or allow_token_to_custom_host,
-            hub_url=hub,
-            token_to_hub=is_hf_host(hub) or allow_token_to_custom_host,
-            extra_headers=extra_headers or {},
-            connect_timeout=float(connect_timeout),
-            idle_timeout=float(idle_timeout),
-            cold_start_timeout=float(cold_start_timeout),
-            max_retries=max_retries,
-            max_connections=max_connections,
-        )
-        self._timeout = float(timeout)
-        self._max_retries = max_retries
-        self._text_only: TextOnly = text_only
-        self._extra_images: ExtraImages = extra_images
-        self._max_download = int(max_download_bytes)
-        self._max_side = max_image_side
-        self._image_transport: ImageTransport = image_transport
-        if max_concurrency is None and base_url is None:
-            max_concurrency = 4  # the public Space: few concurrent calls per token (quota)
-        self._max_concurrency = max_concurrency
-        self._slots: asyncio.Semaphore | None = None
+        """Keyword settings are ``SpaceOptions``' fields, with ``timeout``, ``connect_timeout``,
+        ``idle_timeout`` and ``cold_start_timeout`` for its ``Timeouts`` and ``hf_token`` as a
+        string; or pass a ready ``options``. Nothing here touches the network.
+
+        ``base_url`` defaults to ``JANUS_BASE_URL`` when that is set; the token to
+        Hugging Face's own discovery (``HF_TOKEN``, the ``hf auth login`` file).
+
+        ``cache``: None (default), ``"memory"``, ``MemoryCache(...)`` or ``SQLiteCache(path)``
+        keeps completed results, so a repeated seeded call spends no quota (see ``reuse``).
+        """
+        if options is None:
+            options = SpaceOptions.of(space, **settings)
+        elif settings:
+            raise InvalidInputError("pass either options= or keyword settings, not both")
+        if options.max_concurrency is None and options.base_url is None:
+            # the public Space: few concurrent calls per token (quota)
+            options = dataclasses.replace(options, max_concurrency=4)
+        self.options = options
+        self._connection = SpaceConnection(options)
+        self._image_transport: ImageTransport = options.image_transport
         self._placeholder_path: str | None = None
         self._quota_until = 0.0
         self._quota_error: QuotaExceededError | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Identical calls in flight share one job; ``cache=`` also keeps completed results.
+        self._reuse = CallReuse(resolve_cache(cache))
+
+    @property
+    def space(self) -> str:
+        """The Space id (used for the Hub; the host is ``base_url`` when that is set)."""
+        return self.options.space
+
+    @property
+    def base_url(self) -> str | None:
+        """The URL of a self-hosted copy, or None for the Space's own host."""
+        return self.options.base_url
 
     @property
     def capabilities(self) -> Capabilities:
@@ -223,18 +151,21 @@ class JanusClient:
     async def _resolve_image(self, source: ImageInput | None) -> ImageData:
         """Any accepted image form (or None, per ``text_only``) → checked, downscaled image."""
         if source is None:
-            if self._text_only == "error":
+            if self.options.text_only == "error":
                 raise InvalidInputError(
                     "the Space's understanding function needs an image and text_only='error'"
                 )
             return placeholder_image()
         if isinstance(source, str) and is_url(source.strip()):
-            image = await fetch_image_url(self._connection, source.strip(), self._max_download)
+            image = await fetch_image_url(
+                self._connection, source.strip(), self.options.max_download_bytes
+            )
         else:
             image = load_image(source)
-        if self._max_side is None and image.mime_type in ("image/png", "image/jpeg"):
+        side = self.options.max_image_side
+        if side is None and image.mime_type in ("image/png", "image/jpeg"):
             return image
-        return await asyncio.to_thread(prepare_for_upload, image, self._max_side)
+        return await asyncio.to_thread(prepare_for_upload, image, side)
 
     async def _image_value(self, image: ImageData) -> dict[str, Any]:
         """The image input of a join: inline as a data URL, or uploaded first."""
@@ -263,16 +194,7 @@ class JanusClient:
     async def _join(
         self, queue: QueueSession, fn_index: int, trigger: int | None, data: list[Any]
     ) -> Job:
-        def retry_join(error: JanusError) -> bool:
-            if isinstance(error, SpaceUnavailableError):
-                return error.status in (502, 503, 504)
-            if isinstance(error, ProtocolError) and error.status and 400 <= error.status < 500:
-                return False  # the same request would be refused again
-            return error.retryable
-
-        return await self._connection.retrying(
-            lambda: queue.join(fn_index, trigger, data), "join", retry_if=retry_join
-        )
+        return await self._connection.retrying(lambda: queue.join(fn_index, trigger, data), "join")
 
     async def _run(
         self, api_name: str, build: Callable[[], Awaitable[list[Any]]], deadline: float
@@ -315,23 +237,19 @@ class JanusClient:
             output = completed.output
             title = output.get("title")
             error = error_from_app_message(
-                output.get("error"), title=str(title) if title else None, fn=api_name
+                output.get("error"),
+                title=str(title) if title else None,
+                fn=api_name,
+                image_sent=api_name == "multimodal_understanding",
             )
             if isinstance(error, QuotaExceededError):
                 if error.retry_after:
                     self._quota_until = time.monotonic() + error.retry_after
                     self._quota_error = error
                 raise error
-            if isinstance(error, GPUUnavailableError) and attempt < self._max_retries:
-                delay = self._connection.backoff.delay(attempt) or 1.0
-                logger.info(
-                    "%s: %s; retry %d/%d in %.1fs",
-                    api_name,
-                    error,
-                    attempt + 1,
-                    self._max_retries,
-                    delay,
-                )
+            delay = self._connection.retry.delay(error, "job", attempt)
+            if delay is not None:
+                logger.info("%s: %s; retry %d in %.1fs", api_name, error, attempt + 1, delay)
                 await asyncio.sleep(delay)
                 attempt += 1
                 continue
@@ -348,13 +266,14 @@ class JanusClient:
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
         """Hold one of ``max_concurrency`` places for a call (no limit when it is None)."""
-        self._connection.session()  # binds the loop; refuses a closed client
-        if self._max_concurrency is None:
+        state = self._connection.state()  # binds the loop; refuses a closed client
+        limit = self.options.max_concurrency
+        if limit is None:
             yield
             return
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max_concurrency)
-        async with self._slots:
+        if state.slots is None:
+            state.slots = asyncio.Semaphore(limit)
+        async with state.slots:
             yield
 
     async def _job_stream(
@@ -365,7 +284,7 @@ class JanusClient:
     ) -> AsyncGenerator[StatusEvent | R, None]:
         """One call within its concurrency slot and deadline: status events, then its result."""
         async with self._slot():
-            deadline = asyncio.get_running_loop().time() + self._timeout
+            deadline = asyncio.get_running_loop().time() + self.options.timeouts.call
             events = self._run(api_name, build, deadline)
             async with contextlib.aclosing(events):
                 async for event in events:
@@ -410,19 +329,37 @@ class JanusClient:
             data = done.output.get("data")
             if not isinstance(data, list) or not data or not isinstance(data[0], str):
                 raise ProtocolError("the Space's answer holds no text (was the job cancelled?)")
-            return UnderstandingResult(
-                text=cut_at_stop(data[0], stops),
+            return UnderstandingResult(  # shared and cached whole: stop and prompt are per call
+                text=data[0],
                 seed=seed,
                 top_p=top_p,
                 temperature=temperature,
                 duration=_duration(done.output),
-                prompt=_prompt,
                 endpoint=self.endpoint,
             )
 
-        events = self._job_stream("multimodal_understanding", build, finish)
+        if self.closed:
+            raise JanusError("this JanusClient is closed")
+        key = call_key(
+            self.endpoint,
+            "multimodal_understanding",
+            image=picture,
+            question=question,
+            seed=seed,
+            top_p=top_p,
+            temperature=temperature,
+        )
+        events = self._reuse.stream(
+            key,
+            lambda: self._job_stream("multimodal_understanding", build, finish),
+            UnderstandingResult,
+        )
         async with contextlib.aclosing(events):
             async for event in events:
+                if isinstance(event, UnderstandingResult):
+                    event = dataclasses.replace(
+                        event, text=cut_at_stop(event.text, stops), prompt=_prompt
+                    )
                 yield event
 
     async def understand(
@@ -452,7 +389,7 @@ class JanusClient:
 
     def prepare_conversation(self, messages: Sequence[Message]) -> PreparedPrompt:
         """Flatten a conversation with this client's image policy (no network)."""
-        return flatten_conversation(messages, extra_images=self._extra_images)
+        return flatten_conversation(messages, extra_images=self.options.extra_images)
 
     async def stream_chat(
         self,
@@ -528,7 +465,9 @@ class JanusClient:
             return [prompt, seed, guidance, temperature]
 
         async def finish(done: JobCompleted) -> GenerationResult:
-            images = await download_gallery(self._connection, done.output, self._max_download)
+            images = await download_gallery(
+                self._connection, done.output, self.options.max_download_bytes
+            )
             return GenerationResult(
                 images=images,
                 seed=seed,
@@ -538,7 +477,19 @@ class JanusClient:
                 endpoint=self.endpoint,
             )
 
-        events = self._job_stream("generate_image", build, finish)
+        if self.closed:
+            raise JanusError("this JanusClient is closed")
+        key = call_key(
+            self.endpoint,
+            "generate_image",
+            prompt=prompt,
+            seed=seed,
+            guidance=guidance,
+            temperature=temperature,
+        )
+        events = self._reuse.stream(
+            key, lambda: self._job_stream("generate_image", build, finish), GenerationResult
+        )
         async with contextlib.aclosing(events):
             async for event in events:
                 yield event

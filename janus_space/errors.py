@@ -10,9 +10,11 @@ import html
 import re
 
 __all__ = [
+    "AccessDeniedError",
     "AppError",
     "GPUUnavailableError",
     "HistoryTrimmedWarning",
+    "ImageNotDownscaledWarning",
     "ImagesDroppedWarning",
     "InvalidInputError",
     "JanusConnectionError",
@@ -49,6 +51,20 @@ class SpaceUnavailableError(JanusError):
         super().__init__(message)
         self.status = status
         self.stage = stage
+
+
+class AccessDeniedError(JanusError):
+    """HTTP 401/403: the Space (or the Hub) refuses this caller; never retried.
+
+    ``token_sent`` says whether an HF token went with the request (None: unknown).
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, token_sent: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.token_sent = token_sent
 
 
 class RateLimitedError(JanusError):
@@ -99,7 +115,10 @@ class AppError(JanusError):
 
 
 class MissingImageError(AppError):
-    """The understanding function failed the way it does when it gets no image."""
+    """The understanding function failed the way it does when it gets no image.
+
+    Only raised for calls that sent no image; ``JanusClient`` always sends one.
+    """
 
 
 class ProtocolError(JanusError):
@@ -136,6 +155,10 @@ class HistoryTrimmedWarning(JanusWarning):
 
 class ImagesDroppedWarning(JanusWarning):
     """More than one image was given; only one can reach the Space."""
+
+
+class ImageNotDownscaledWarning(JanusWarning):
+    """Pillow is missing, so an image larger than the model needs is sent at full size."""
 
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -176,11 +199,15 @@ def parse_retry_after(text: str) -> float | None:
 
 
 def error_from_app_message(
-    raw: str | None, *, title: str | None = None, fn: str = ""
+    raw: str | None, *, title: str | None = None, fn: str = "", image_sent: bool = False
 ) -> JanusError:
-    """Map a failed job's ``error`` text (possibly null) to the typed error it means."""
+    """Map a failed job's ``error`` text (possibly null) to the typed error it means.
+
+    A silent failure is blamed on a missing image only when no image was sent; this client
+    always sends one (the placeholder for text-only questions), so for it the function failed.
+    """
     if raw is None or not str(raw).strip():
-        if fn == "multimodal_understanding":
+        if fn == "multimodal_understanding" and not image_sent:
             return MissingImageError(
                 "The Space's understanding function failed without a message; it fails this way "
                 "when it receives no image (or when the model crashed)."
@@ -200,7 +227,11 @@ def error_from_app_message(
         )
     if "no gpu was available" in lowered or "gpu task aborted" in lowered:
         return GPUUnavailableError(text)
-    if fn == "multimodal_understanding" and text.strip() in {"AttributeError", "'AttributeError'"}:
+    if (
+        fn == "multimodal_understanding"
+        and not image_sent
+        and text.strip() in {"AttributeError", "'AttributeError'"}
+    ):
         return MissingImageError(
             "The Space's understanding function failed with AttributeError, its failure when "
             "it receives no image.",

@@ -178,6 +178,8 @@ class SpaceOptions:
         unknown = set(settings) - {f.name for f in fields(cls)}
         if unknown:
             raise InvalidInputError(f"unknown Space client settings: {sorted(unknown)}")
+        if "extra_headers" in settings and settings["extra_headers"] is None:
+            del settings["extra_headers"]
         if settings.get("base_url") is None and os.environ.get(BASE_URL_ENV):
             settings["base_url"] = os.environ[BASE_URL_ENV]
         given = {

@@ -12,28 +12,40 @@ The Space takes one question and one image per call, with no history and no syst
     <the last user message>
 
 The last message must come from the user and is never cut. When the question would not fit
-Janus-Pro's context (4096 tokens, less 512 for the answer and 576 for the image), the oldest
-turns of the earlier conversation are dropped first and the drop is reported (a warning and
+Janus-Pro's context (``tokens.DEFAULT_TOKEN_BUDGET``: 4096 tokens less 512 for the answer, 576
+for the image and 64 for the Space's template, by ``estimate_tokens``), the oldest turns of the
+earlier conversation are dropped first and the drop is reported (a warning and
 ``PreparedPrompt.trimmed_messages``). Only one image can be sent: by default the most recent
 one, and the others are reported as dropped; ``extra_images="error"`` raises instead.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import HistoryTrimmedWarning, ImagesDroppedWarning, InvalidInputError
+from .tokens import (
+    ANSWER_TOKENS,
+    CONTEXT_TOKENS,
+    DEFAULT_TOKEN_BUDGET,
+    IMAGE_TOKENS,
+    TEMPLATE_TOKENS,
+    estimate_tokens,
+)
 
-__all__ = [
+__all__ = [  # the budget's names are re-exported from .tokens, where they are stated
+    "ANSWER_TOKENS",
     "CONTEXT_TOKENS",
     "DEFAULT_TOKEN_BUDGET",
+    "IMAGE_TOKENS",
+    "TEMPLATE_TOKENS",
     "Message",
     "PreparedPrompt",
     "cut_at_stop",
+    "estimate_conversation_tokens",
     "estimate_tokens",
     "flatten_conversation",
 ]
@@ -41,11 +53,6 @@ __all__ = [
 Role = Literal["system", "user", "assistant"]
 ExtraImages = Literal["latest", "error"]
 
-CONTEXT_TOKENS = 4096
-ANSWER_TOKENS = 512
-IMAGE_TOKENS = 576
-TEMPLATE_TOKENS = 64
-DEFAULT_TOKEN_BUDGET = CONTEXT_TOKENS - ANSWER_TOKENS - IMAGE_TOKENS - TEMPLATE_TOKENS
 _ROLES = ("system", "user", "assistant")
 _LABELS = {"user": "User", "assistant": "Assistant"}
 
@@ -80,15 +87,6 @@ class PreparedPrompt:
     estimated_tokens: int = 0
 
 
-def estimate_tokens(text: str) -> int:
-    """A conservative token count without a tokenizer: one token per 3 UTF-8 bytes.
-
-    DeepSeek's tokenizer averages about 4 characters per token for English and about one per
-    CJK character (3 bytes), so this over-counts English and roughly matches CJK text.
-    """
-    return math.ceil(len(text.encode("utf-8")) / 3)
-
-
 def _render(system: list[str], history: list[Message], last: str) -> str:
     parts: list[str] = []
     if system:
@@ -98,6 +96,60 @@ def _render(system: list[str], history: list[Message], last: str) -> str:
         parts.append("Earlier conversation:\n" + "\n".join(lines))
     parts.append(last)
     return "\n\n".join(parts)
+
+
+def estimate_conversation_tokens(
+    messages: Sequence[Message], count: Callable[[str], int] = estimate_tokens
+) -> int:
+    """Tokens the question flattened from ``messages`` is estimated to take, without trimming.
+
+    For trimmers (LangChain's ``trim_messages``): the sum of each message's share (its text,
+    role label and line break, plus the history header once), and never less than the
+    estimate of the text ``flatten_conversation`` would send, so a conversation counted within
+    ``DEFAULT_TOKEN_BUDGET`` is sent whole. Images count nothing here: the budget already
+    reserves the one image every call carries. Any conversation can be counted, also one that
+    ``flatten_conversation`` would refuse (no final user message); ``count`` may be a real
+    tokenizer's counter.
+    """
+    total = 0
+    system: list[str] = []
+    history: list[Message] = []
+    for position, message in enumerate(messages):
+        text = message.text.strip()
+        if not text:
+            continue
+        if message.role == "system":
+            system.append(text)
+            total += count(text) + 1
+        elif position == len(messages) - 1 and message.role == "user":
+            total += count(text) + 1
+        else:
+            history.append(message)
+            total += count(f"{_LABELS[message.role]}: {text}") + 1
+    if history:
+        total += count("Earlier conversation:") + 1
+    last = messages[-1] if messages else None
+    if last is not None and last.role == "user" and last.text.strip():
+        total = max(total, count(_render(system, history, last.text.strip())))
+    return total
+
+
+def _oldest_to_drop(system: list[str], history: list[Message], last: str, budget: int) -> int:
+    """How few of the oldest turns must go for the rest to fit ``budget`` (a bisection).
+
+    Dropping turns never makes the estimate grow, so the fewest is found with a logarithmic
+    number of estimates rather than one per dropped turn (a long history is re-estimated whole).
+    """
+    if estimate_tokens(_render(system, history, last)) <= budget:
+        return 0
+    fits, too_few = len(history), 0  # dropping all of them is the most that can be done
+    while fits - too_few > 1:
+        middle = (fits + too_few) // 2
+        if estimate_tokens(_render(system, history[middle:], last)) <= budget:
+            fits = middle
+        else:
+            too_few = middle
+    return fits
 
 
 def flatten_conversation(
@@ -143,12 +195,9 @@ def flatten_conversation(
     history = [m for m in messages[:-1] if m.role != "system" and m.text.strip()]
     question = last.text.strip()
 
-    trimmed = 0
+    trimmed = _oldest_to_drop(system, history, question, token_budget)
+    history = history[trimmed:]
     text = _render(system, history, question)
-    while estimate_tokens(text) > token_budget and history:
-        history.pop(0)
-        trimmed += 1
-        text = _render(system, history, question)
     tokens = estimate_tokens(text)
     if tokens > token_budget:
         raise InvalidInputError(

@@ -1,10 +1,24 @@
-"""The Gradio queue protocol (``sse_v3``): join jobs and read the session's one event stream.
+"""The Gradio queue protocol (``sse_v3``): join jobs, read their event streams, drop abandoned ones.
 
-One ``QueueSession`` is one Gradio ``session_hash``. Every job joined through it reports on a
-single server-sent-event stream, told apart by ``event_id``; one reader task routes each
-message to its job. The server closes the stream (``close_stream``) once no job is pending; the
-reader opens it again whenever jobs remain. Only one reader may exist per session: two streams
-on one session split its messages at random.
+Every job runs in a Gradio session (``session_hash``) of its own. Gradio 5's ``/cancel`` only
+stops a *running* task, and cancels every running task of the session and function; a job still
+waiting in the queue leaves it only when its session's event stream disconnects (the server's
+``clean_events`` then drops every queued job of that session). So a job that shared a session
+could not be dropped without dropping its neighbours: here each pending job has its own session,
+and abandoning it cuts that session's stream (drops it if queued) and posts ``/cancel`` (stops
+it if running).
+
+Sessions are reused one call after another: a session that ended cleanly (``close_stream``)
+is known to the server, so the next call on it opens its stream together with its join (one
+round trip). A session whose stream was cut keeps stale state on the server and is retired.
+
+Queue traffic stays within ``max_connections`` requests at a time (joins plus open streams),
+with at most ``max_connections - 1`` streams open so a join always finds a connection. A job
+whose stream must wait still runs on the Space (Gradio keeps its messages until a stream reads
+them); streams are granted in join order, the order the Space's queue runs jobs in.
+
+A stream that ends before its job does is reopened with backoff and jitter; after a few
+reopenings in a row that brought no new event the job fails with a ``ProtocolError``.
 """
 
 from __future__ import annotations
@@ -14,38 +28,88 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
+from typing import Any, Literal
 
 import aiohttp
 
 from .errors import JanusError, JanusTimeoutError, ProtocolError
-from .events import Heartbeat, JobCompleted, StreamError, WireEvent, parse_message
+from .events import (
+    Heartbeat,
+    JobCompleted,
+    Queued,
+    Started,
+    StreamError,
+    WireEvent,
+    parse_message,
+)
+from .http import open_response, request, translate_transport_error
+from .retry import Backoff
 from .sse import SSEDecoder
-from .transport import error_for_status, translate_transport_error
 
 logger = logging.getLogger("janus_space")
 
-__all__ = ["Job", "QueueSession"]
+__all__ = ["MAX_FRUITLESS_REOPENS", "Job", "QueueSession"]
 
 HeadersFactory = Callable[[], Awaitable[Mapping[str, str]]]
-_MAX_EMPTY_STREAMS = 3
+MAX_FRUITLESS_REOPENS = 3
+"""Reopenings in a row that brought no new event before a job's stream counts as cut for good."""
+_REOPEN_BACKOFF = Backoff(base=0.2, cap=2.0)
 _MAX_EARLY_EVENTS = 1000
+_MAX_IDLE_SESSIONS = 64
+_CUT_READ_TIMEOUT = 10.0
+_CUT_GRACE = 0.5
+StreamEnd = Literal["closed", "ended", "failed", "evicted"]
 
 
 class Job:
-    """One joined job: its ``event_id`` and the events routed to it."""
+    """One joined job: its ``event_id``, its session and the events routed to it."""
 
-    def __init__(self, event_id: str, fn_index: int) -> None:
+    def __init__(self, event_id: str, fn_index: int, session_hash: str = "") -> None:
         self.event_id = event_id
         self.fn_index = fn_index
+        self.session_hash = session_hash
         self.inbox: asyncio.Queue[WireEvent | JanusError] = asyncio.Queue()
         self.done = False
         self.completed = False  # the Space reported its end, or was told to cancel it
+        self._session: _Session | None = None
+
+
+class _Session:
+    """One Gradio session: at most one job, at most one reader of its stream."""
+
+    def __init__(self) -> None:
+        self.hash = secrets.token_hex(8)
+        self.warm = False  # the server knows it and nothing is pending: open the stream early
+        self.job: Job | None = None
+        self.joining = False
+        self.join_done = asyncio.Event()
+        self.failure: JanusError | None = None  # the stream failed before the join answered
+        self.reader: asyncio.Task[None] | None = None
+        self.watched = False  # a stream is open and the server has sent on it: a cut is seen
+        self.clean_end = False  # the last stream ended with close_stream and no job left
+        self.retired = False
+        self.early: list[tuple[str, WireEvent]] = []  # events that ran ahead of the join
+        self.seen: set[Hashable] = set()  # what the job's streams have brought so far
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None or self.joining
+
+
+def _fingerprint(event: WireEvent) -> Hashable:
+    """What makes an event news: a queue place, a start, a progress step, a log line, the end."""
+    if isinstance(event, Queued):
+        return ("queued", event.rank, event.queue_size)
+    if isinstance(event, Started):
+        return ("started",)
+    if isinstance(event, JobCompleted):
+        return ("completed",)
+    return event
 
 
 class QueueSession:
-    """Joins jobs on one ``session_hash`` and multiplexes their events from one stream."""
+    """Joins jobs (one Gradio session each, reused call by call) and routes their events."""
 
     def __init__(
         self,
@@ -56,73 +120,103 @@ class QueueSession:
         idle_timeout: float = 45.0,
         max_event_bytes: int = 16 * 1024 * 1024,
         request_timeout: float = 60.0,
-        max_joins: int = 3,
+        max_connections: int | None = None,
+        max_joins: int | None = None,
     ) -> None:
+        """``max_connections``: queue requests at once (joins + streams); ``max_joins`` is the
+        older spelling of the same budget minus the one stream it used to leave room for."""
+        if max_connections is None:
+            max_connections = 4 if max_joins is None else max_joins + 1
+        budget = max(2, max_connections)
         self._request_timeout = request_timeout
         self._http = session
         self._api = api_url.rstrip("/")
         self._headers = headers
         self._idle_timeout = idle_timeout
         self._max_event_bytes = max_event_bytes
-        self.session_hash = secrets.token_hex(6)
         self._jobs: dict[str, Job] = {}
-        self._early: dict[str, list[WireEvent]] = {}
+        self._idle: list[_Session] = []
+        self._live: set[_Session] = set()  # sessions with a job or a join in flight
+        self._readers: set[asyncio.Task[None]] = set()
         self._joining = 0
-        self._joined_once = False
-        self._reader: asyncio.Task[None] | None = None
         self._closed = False
-        # Joins in flight plus the one stream stay within the client's connection budget.
-        self._join_slots = asyncio.Semaphore(max_joins)
+        self._connections = asyncio.Semaphore(budget)
+        self._streams = asyncio.Semaphore(budget - 1)  # a join always finds a connection
 
     @property
     def pending(self) -> int:
         """Jobs joined and not yet completed (plus joins in flight)."""
         return len(self._jobs) + self._joining
 
+    @property
+    def _early(self) -> dict[str, list[tuple[str, WireEvent]]]:
+        """Events waiting for their join's answer, by session (empty once the queue is quiet)."""
+        return {s.hash: s.early for s in self._live if s.early}
+
+    # -- joining -----------------------------------------------------------------------------
+
     async def join(self, fn_index: int, trigger_id: int | None, data: list[Any]) -> Job:
-        """POST ``queue/join`` and register the job; starts the stream reader when needed."""
+        """POST ``queue/join`` on a session of the job's own; its stream opens with the join
+        when the session is known to the server, else as soon as the join is answered."""
         if self._closed:
             raise JanusError("the client is closed")
+        session = self._idle.pop() if self._idle else _Session()
+        session.joining, session.failure, session.clean_end = True, None, False
+        session.join_done.clear()
+        session.early.clear()
+        session.seen.clear()
+        self._live.add(session)
+        self._joining += 1
         payload = {
             "data": data,
             "event_data": None,
             "fn_index": fn_index,
             "trigger_id": trigger_id,
-            "session_hash": self.session_hash,
+            "session_hash": session.hash,
         }
-        self._joining += 1
+        job: Job | None = None
         try:
-            if self._joined_once:
-                self._ensure_reader()  # the session exists: open the stream while joining
-            headers = await self._headers()
-            async with (
-                self._join_slots,
-                self._http.post(
+            if session.warm:
+                self._start_reader(session)  # the server knows the session: stream now
+            headers = dict(await self._headers())
+            async with self._connections:
+                reply = await request(
+                    self._http,
+                    "POST",
                     f"{self._api}/queue/join",
+                    what="join",
                     json=payload,
                     headers=headers,
-                    allow_redirects=False,
+                    token_sent=_token_sent(headers),
                     timeout=aiohttp.ClientTimeout(total=self._request_timeout),
-                ) as resp,
-            ):
-                body = await resp.read()
-                if resp.status != 200:
-                    raise error_for_status(resp.status, resp.headers, body, "join")
+                )
             try:
-                event_id = json.loads(body)["event_id"]
+                event_id = str(json.loads(reply.body)["event_id"])
             except (ValueError, KeyError, TypeError):
                 raise ProtocolError("join: the Space's answer has no event_id") from None
-            job = Job(str(event_id), fn_index)
-            self._jobs[job.event_id] = job
-            for event in self._early.pop(job.event_id, []):
-                self._deliver(job, event)
-            self._joined_once = True
+            job = Job(event_id, fn_index, session.hash)
+            job._session = session
+            session.job = job
+            self._jobs[event_id] = job
+            for early_id, event in session.early:
+                if early_id == event_id and not job.done:
+                    self._deliver(job, event)
+            session.early.clear()
+            if session.failure is not None and not job.done:
+                self._fail(job, session.failure)
         finally:
+            session.joining = False
+            session.join_done.set()
             self._joining -= 1
-            if not self.pending:
-                self._stop_reader()  # a failed join leaves no job: the stream would only idle
-        self._ensure_reader()
+            if job is None:
+                self._retire(session)  # its early stream (if any) is cut: never reuse it
+        if job.done:
+            self._live.discard(session)
+        elif session.reader is None:
+            self._start_reader(session)
         return job
+
+    # -- events ------------------------------------------------------------------------------
 
     async def events(self, job: Job, *, deadline: float | None) -> AsyncIterator[WireEvent]:
         """The job's events until (and including) its ``JobCompleted``; typed errors raise.
@@ -145,59 +239,118 @@ class QueueSession:
             if timer is not None:
                 timer.cancel()
 
+    # -- leaving a job -----------------------------------------------------------------------
+
     async def cancel(self, job: Job) -> None:
-        """Ask the Space to stop ``job`` (so no GPU time is spent for nothing); best effort."""
+        """Make sure the Space spends nothing more on ``job``; best effort, never raises.
+
+        Cutting the job's session stream drops the job if it still waits in the queue (all
+        Gradio 5 can do for a queued job); ``/cancel`` then stops it if it already runs.
+        """
         if job.completed:
             return
         job.completed = True
+        session = job._session
         self._forget(job)
-        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, OSError, RuntimeError):
-            headers = await self._headers()
+        if session is not None:
+            await self._cut(session)
+        with contextlib.suppress(JanusError, OSError, RuntimeError):
+            headers = dict(await self._headers())
             payload = {
-                "session_hash": self.session_hash,
+                "session_hash": job.session_hash,
                 "fn_index": job.fn_index,
                 "event_id": job.event_id,
             }
-            async with self._http.post(
-                f"{self._api}/cancel",
-                json=payload,
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=10),
-            ) as resp:
-                await resp.read()
+            async with self._connections:
+                await request(
+                    self._http,
+                    "POST",
+                    f"{self._api}/cancel",
+                    what="cancel",
+                    json=payload,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=10),
+                )
+
+    async def _cut(self, session: _Session) -> None:
+        """Disconnect the session's stream so the server drops its queued job; retire it."""
+        session.retired = True
+        self._live.discard(session)
+        watched = session.watched
+        reader = session.reader
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.wait({reader})
+        if watched:
+            return  # the server was sending on that stream: it has seen it go
+        # No stream the server is writing to (none open yet, or between two): open one and leave
+        # it once the server speaks, so its disconnect handler runs.
+        with contextlib.suppress(JanusError, OSError, RuntimeError, ValueError):
+            headers = dict(await self._headers())
+            headers["Accept"] = "text/event-stream"
+            async with (
+                self._connections,
+                open_response(
+                    self._http,
+                    "GET",
+                    f"{self._api}/queue/data",
+                    what="event stream",
+                    params={"session_hash": session.hash},
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=_CUT_READ_TIMEOUT),
+                ) as resp,
+            ):
+                # The server's stream loop runs once it has answered; a message (or a moment)
+                # later it surely watches for the disconnect. Its first messages may have gone
+                # to the reader just cut, so do not wait for one longer than that moment.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(resp.content.readany(), _CUT_GRACE)
 
     async def aclose(self) -> None:
-        """Stop the reader and fail every pending job."""
+        """Cancel every pending job on the Space, stop the readers and fail the jobs' calls."""
         self._closed = True
         pending = list(self._jobs.values())
         if pending:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*(self.cancel(j) for j in pending)), 5)
+            cancels = [asyncio.ensure_future(self.cancel(job)) for job in pending]
+            _, late = await asyncio.wait(cancels, timeout=5)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         for job in pending:
             self._fail(job, JanusError("the client was closed while the job was pending"))
-        reader, self._reader = self._reader, None
-        if reader is not None:
+        readers = list(self._readers)
+        for reader in readers:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+        if readers:
+            await asyncio.wait(readers)
+        self._idle.clear()
+        self._live.clear()
 
-    # -- the reader -------------------------------------------------------------------------
+    # -- sessions and routing ----------------------------------------------------------------
 
-    def _ensure_reader(self) -> None:
-        if self._reader is None and not self._closed:
-            self._reader = asyncio.get_running_loop().create_task(
-                self._read_streams(), name=f"janus-stream-{self.session_hash}"
-            )
+    def _start_reader(self, session: _Session) -> None:
+        if self._closed or session.reader is not None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._read_session(session), name=f"janus-stream-{session.hash}"
+        )
+        session.reader = task
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
 
-    def _stop_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
+    def _retire(self, session: _Session) -> None:
+        session.retired = True
+        self._live.discard(session)
+        if session.reader is not None:
+            session.reader.cancel()
 
     def _forget(self, job: Job) -> None:
         job.done = True
         self._jobs.pop(job.event_id, None)
+        session = job._session
+        if session is not None and session.job is job:
+            session.job = None
 
     def _deliver(self, job: Job, event: WireEvent) -> None:
         job.inbox.put_nowait(event)
@@ -209,41 +362,86 @@ class QueueSession:
         job.inbox.put_nowait(error)
         self._forget(job)
 
-    def _route(self, message: Mapping[str, Any]) -> bool:
-        """Deliver one stream message; True when it was ``close_stream``."""
+    def _route(self, session: _Session, message: Mapping[str, Any]) -> bool | StreamEnd:
+        """Deliver one stream message to the session's job; True when it was news.
+
+        Returns ``"closed"`` for ``close_stream``, ``"failed"`` when the server reported an
+        error for the stream, ``"evicted"`` when the server forgot a session whose join (which
+        makes it anew) is still on its way.
+        """
         if message.get("msg") == "close_stream":
-            return True
+            return "closed"
         event = parse_message(message)
         if event is None:
             return False
+        job = session.job
         if isinstance(event, StreamError):
+            if job is None and session.joining and _session_not_found(message, event):
+                return "evicted"
             error = ProtocolError(f"the Space's event stream failed: {event.message}")
-            for job in list(self._jobs.values()):
+            if job is not None:
                 self._fail(job, error)
-            return False
+            else:
+                session.failure = error
+            return "failed"
         if isinstance(event, Heartbeat):
-            for job in self._jobs.values():
+            if job is not None:
                 job.inbox.put_nowait(event)
             return False
         event_id = message.get("event_id")
-        target = self._jobs.get(str(event_id)) if event_id is not None else None
-        if target is not None:
-            self._deliver(target, event)
-        elif event_id is not None and len(self._early) < _MAX_EARLY_EVENTS:
-            # The stream can run ahead of a join's answer: keep the event for that job.
-            self._early.setdefault(str(event_id), []).append(event)
-        return False
+        if event_id is None:
+            return False
+        fingerprint = _fingerprint(event)
+        news = fingerprint not in session.seen
+        if job is not None and str(event_id) == job.event_id:
+            session.seen.add(fingerprint)
+            self._deliver(job, event)
+            return news
+        if job is None and session.joining and len(session.early) < _MAX_EARLY_EVENTS:
+            # The stream can run ahead of the join's answer: keep the event for that job.
+            session.seen.add(fingerprint)
+            session.early.append((str(event_id), event))
+            return news
+        return False  # a message of an earlier job of this session: nothing to do with ours
 
-    async def _read_streams(self) -> None:
-        empty_streams = 0
+    async def _read_session(self, session: _Session) -> None:
+        """Read the session's stream until its job ends, reopening a stream cut too early."""
+        fruitless = 0  # reopenings in a row that brought no new event
+        reopens = 0
         try:
-            while not self._closed and self.pending:
-                delivered = await self._read_one_stream()
-                empty_streams = 0 if delivered else empty_streams + 1
-                if empty_streams >= _MAX_EMPTY_STREAMS and self._jobs:
-                    error = ProtocolError("the event stream ended without completing the job")
-                    for job in list(self._jobs.values()):
-                        self._fail(job, error)
+            while not self._closed and session.busy and not session.retired:
+                async with self._streams, self._connections:
+                    if not session.busy:
+                        break
+                    end, news = await self._read_one_stream(session)
+                if session.joining and end in ("closed", "evicted"):
+                    # Evicted: the join makes the session anew. Closed: the job ran ahead of
+                    # its join's answer and is over; the join delivers its early events.
+                    await session.join_done.wait()
+                if not session.busy:
+                    session.clean_end = end == "closed"
+                    break
+                if end == "failed":
+                    break
+                if end == "evicted":
+                    continue
+                if reopens:
+                    fruitless = 0 if news else fruitless + 1
+                if fruitless >= MAX_FRUITLESS_REOPENS:
+                    error = ProtocolError(
+                        "the Space's event stream ended without completing the job: it was cut "
+                        f"{reopens + 1} times ({reopens} reopenings, the last {fruitless} with no "
+                        "new event); a proxy or the Space closes it early"
+                    )
+                    if session.job is not None:
+                        self._fail(session.job, error)
+                    else:
+                        session.failure = error
+                    break
+                delay = _REOPEN_BACKOFF.delay(fruitless) or 0.0
+                logger.debug("event stream ended early; reopening in %.2fs", delay)
+                await asyncio.sleep(delay)
+                reopens += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -252,44 +450,77 @@ class QueueSession:
                 failure = translate_transport_error(exc, "event stream")
             except BaseException:
                 failure = ProtocolError(f"event stream: {type(exc).__name__}")
-            for job in list(self._jobs.values()):
-                self._fail(job, failure)
+            if session.job is not None:
+                self._fail(session.job, failure)
+            else:
+                session.failure = failure
         finally:
-            if asyncio.current_task() is self._reader:
-                self._reader = None
-            if not self._joining:
-                self._early.clear()
-        if self.pending and not self._closed and self._reader is None:
-            self._ensure_reader()
+            session.watched = False
+            if session.reader is asyncio.current_task():
+                session.reader = None
+            self._after_reader(session)
 
-    async def _read_one_stream(self) -> int:
-        """Read one stream to its end; returns how many job messages it delivered."""
+    def _after_reader(self, session: _Session) -> None:
+        """A session whose last stream closed cleanly with nothing pending serves the next call."""
+        if session.busy:
+            return  # its join is still on the way: the join decides
+        self._live.discard(session)
+        if session.retired or self._closed:
+            session.retired = True
+            return
+        if session.clean_end and len(self._idle) < _MAX_IDLE_SESSIONS:
+            session.warm = True
+            session.early.clear()
+            self._idle.append(session)
+        else:
+            session.retired = True
+
+    async def _read_one_stream(self, session: _Session) -> tuple[StreamEnd, bool]:
+        """Read one stream to its end: how it ended, and whether it brought any news."""
         headers = dict(await self._headers())
         headers["Accept"] = "text/event-stream"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self._idle_timeout)
         decoder = SSEDecoder(self._max_event_bytes)
-        delivered = 0
-        async with self._http.get(
-            f"{self._api}/queue/data",
-            params={"session_hash": self.session_hash},
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-        ) as resp:
-            if resp.status != 200:
-                raise error_for_status(resp.status, resp.headers, await resp.read(), "event stream")
-            try:
-                async for chunk in resp.content.iter_any():
-                    for data in decoder.feed(chunk):
-                        try:
-                            message = json.loads(data)
-                        except ValueError:
-                            raise ProtocolError("the event stream sent malformed JSON") from None
-                        if not isinstance(message, Mapping):
-                            raise ProtocolError("the event stream sent a non-object message")
-                        if self._route(message):
-                            return delivered
-                        delivered += 1
-            except ValueError as exc:  # from the decoder: an oversized line or event
-                raise ProtocolError(f"the event stream is malformed: {exc}") from None
-        return delivered
+        news = False
+        try:
+            async with open_response(
+                self._http,
+                "GET",
+                f"{self._api}/queue/data",
+                what="event stream",
+                params={"session_hash": session.hash},
+                headers=headers,
+                token_sent=_token_sent(headers),
+                timeout=timeout,
+            ) as resp:
+                # The server's stream loop runs from its answer on: a cut from now on is seen.
+                session.watched = True
+                try:
+                    async for chunk in resp.content.iter_any():
+                        for data in decoder.feed(chunk):
+                            try:
+                                message = json.loads(data)
+                            except ValueError:
+                                raise ProtocolError(
+                                    "the event stream sent malformed JSON"
+                                ) from None
+                            if not isinstance(message, Mapping):
+                                raise ProtocolError("the event stream sent a non-object message")
+                            verdict = self._route(session, message)
+                            if isinstance(verdict, str):
+                                return verdict, news
+                            news = news or verdict
+                except ValueError as exc:  # from the decoder: an oversized line or event
+                    raise ProtocolError(f"the event stream is malformed: {exc}") from None
+        finally:
+            session.watched = False
+        return "ended", news
+
+
+def _token_sent(headers: Mapping[str, str]) -> bool:
+    """Whether the request carries the HF token (for an access-denied message)."""
+    return any(name.lower() == "x-hf-authorization" for name in headers)
+
+
+def _session_not_found(message: Mapping[str, Any], event: StreamError) -> bool:
+    return bool(message.get("session_not_found")) or "session not found" in event.message.lower()

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import io
+import json
 import os
 import re
 import struct
@@ -22,7 +24,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APP_ERROR_MESSAGE",
+    "CALL_LOG_ENV",
+    "FAULTS_ENV",
     "HEARTBEAT_SECONDS",
     "IMAGES_PER_PROMPT",
     "IMAGE_SIDE",
@@ -46,7 +50,10 @@ __all__ = [
     "parse_faults",
     "parse_understanding_report",
     "prompt_checksum",
+    "read_call_log",
     "read_generation_report",
+    "reply_marker",
+    "scripted_answer",
     "serve",
     "stand_in_images",
     "understanding_report",
@@ -65,7 +72,10 @@ IMAGES_PER_PROMPT = 5
 DEFAULT_MAX_QUEUE_SIZE = 20
 DEFAULT_CONCURRENCY_LIMIT = 1  # Gradio's default: one job per function at a time
 
-_MARKER = re.compile(r"\[(quota|nogpu|crash|apperror|heartbeat|slow:(\d+))\]")
+_MARKER = re.compile(
+    r"\[(quota|nogpu|crash|apperror|heartbeat|slow:(\d+)|reply:([A-Za-z0-9_=-]+))\]"
+)
+_REPORT_SLOT = "{{report}}"
 _REPORT = re.compile(
     r"\[replica\] image=(\d+)x(\d+) question=(.*) seed=(\S+) top_p=(\S+) temperature=(\S+)",
     re.DOTALL,
@@ -77,7 +87,11 @@ _REPORT = re.compile(
 
 @dataclass(frozen=True)
 class Faults:
-    """What the markers in a question or prompt ask the stand-in to do."""
+    """What the markers in a question or prompt ask the stand-in to do.
+
+    ``replies`` come from ``[reply:<base64>]`` markers (see :func:`reply_marker`): the
+    understanding stand-in answers with one of these texts instead of its report.
+    """
 
     quota: bool = False
     no_gpu: bool = False
@@ -85,19 +99,49 @@ class Faults:
     app_error: bool = False
     heartbeat: bool = False
     slow_steps: int = 0
+    replies: tuple[str, ...] = ()
 
 
 def parse_faults(text: str) -> Faults:
     """Read the ``[marker]`` tokens in ``text``; unknown brackets are ordinary text."""
     found: dict[str, Any] = {}
+    replies: list[str] = []
     for match in _MARKER.finditer(text):
-        name, steps = match.group(1), match.group(2)
-        if steps is not None:
+        name, steps, reply = match.group(1), match.group(2), match.group(3)
+        if reply is not None:
+            replies.append(base64.urlsafe_b64decode(reply).decode("utf-8"))
+        elif steps is not None:
             found["slow_steps"] = int(steps)
         else:
             key = {"nogpu": "no_gpu", "apperror": "app_error"}.get(name, name)
             found[key] = True
-    return Faults(**found)
+    return Faults(**found, replies=tuple(replies))
+
+
+def reply_marker(*replies: str) -> str:
+    """Markers making the understanding stand-in answer with ``replies`` (scripted answers).
+
+    The stand-in cannot follow instructions, so a test that needs, say, a JSON answer scripts
+    it. Each request is answered with the first reply not yet in the question (a follow-up
+    that repeats the earlier answers in its history gets the next one); once all are there,
+    the last. ``{{report}}`` in a reply becomes the stand-in's report as a JSON string, so a
+    scripted answer can still say what the Space received.
+    """
+    return "".join(
+        f"[reply:{base64.urlsafe_b64encode(text.encode('utf-8')).decode('ascii')}]"
+        for text in replies
+    )
+
+
+def scripted_answer(replies: Sequence[str], question: str, report: str) -> str:
+    """The reply :func:`reply_marker` chooses for ``question`` (see there)."""
+
+    def asked_before(reply: str) -> bool:
+        parts = [part.strip() for part in reply.split(_REPORT_SLOT) if part.strip()]
+        return bool(parts) and all(part in question for part in parts)
+
+    chosen = next((r for r in replies if not asked_before(r)), replies[-1])
+    return chosen.replace(_REPORT_SLOT, json.dumps(report))
 
 
 # --- Understanding report --------------------------------------------------------------------
@@ -206,6 +250,35 @@ def read_generation_report(image: Image.Image | bytes) -> GenerationReport:
     return GenerationReport(index, seed if flags & 1 else None, guidance, temperature, crc)
 
 
+# --- The record of calls the stand-ins ran ---------------------------------------------------
+
+CALL_LOG_ENV = "JANUS_REPLICA_CALL_LOG"
+"""Environment variable naming a file where every stand-in call that runs appends one line."""
+
+
+def _record_call(fn: str, text: str) -> None:
+    """Append ``{"fn", "text", "at"}`` to the call log (when one is set) before the work starts.
+
+    A job Gradio drops from its queue never reaches its function, so tests can tell "the Space
+    ran it" (it spent GPU time) from "it was cancelled while queued" by reading this file.
+    """
+    path = os.environ.get(CALL_LOG_ENV)
+    if not path:
+        return
+    line = json.dumps({"fn": fn, "text": text, "at": time.time()}) + "\n"
+    with open(path, "a", encoding="utf-8") as log:  # one short write per line: appends stay whole
+        log.write(line)
+
+
+def read_call_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The calls recorded in ``path`` (oldest first); an absent file means none ran."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 # --- The stand-in functions and the page -----------------------------------------------------
 
 
@@ -230,8 +303,22 @@ def _example_files() -> tuple[str, str]:
     return paths[0], paths[1]
 
 
+FAULTS_ENV = "JANUS_REPLICA_FAULTS"
+"""Environment variable of markers acted out on every call (``--faults "[quota]"``): a replica
+that fails every call one way whatever it is asked, e.g. one whose caller's quota is spent."""
+
+
+def _with_fixed_faults(faults: Faults) -> Faults:
+    """``faults`` plus the markers of ``FAULTS_ENV`` (the question's own win where both say)."""
+    fixed = parse_faults(os.environ.get(FAULTS_ENV, ""))
+    return Faults(
+        **{f.name: getattr(faults, f.name) or getattr(fixed, f.name) for f in fields(fixed)}
+    )
+
+
 def _run_faults(faults: Faults, progress: Callable[..., Any], gradio: Any) -> None:
     """Act out the markers: ZeroGPU refusals first, then slow work, then function failures."""
+    faults = _with_fixed_faults(faults)
     if faults.quota:
         raise gradio.Error(QUOTA_MESSAGE)
     if faults.no_gpu:
@@ -266,11 +353,14 @@ def build_app(
         temperature: float,
         progress: Any = gradio.Progress(),  # noqa: B008 - gradio finds progress by this default
     ) -> str:
+        _record_call("multimodal_understanding", question)
         picture = Image.fromarray(image)  # like the Space: no image -> AttributeError
-        _run_faults(parse_faults(question), progress, gradio)
-        return understanding_report(
+        faults = parse_faults(question)
+        _run_faults(faults, progress, gradio)
+        report = understanding_report(
             picture.width, picture.height, question, seed, top_p, temperature
         )
+        return scripted_answer(faults.replies, question, report) if faults.replies else report
 
     def generate_image(
         prompt: str,
@@ -279,6 +369,7 @@ def build_app(
         t2i_temperature: float = 1.0,
         progress: Any = gradio.Progress(),  # noqa: B008
     ) -> list[Image.Image]:
+        _record_call("generate_image", prompt)
         _run_faults(parse_faults(prompt), progress, gradio)
         return stand_in_images(prompt, seed, guidance, t2i_temperature)
 
@@ -354,7 +445,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--max-queue-size", type=int, default=DEFAULT_MAX_QUEUE_SIZE)
     parser.add_argument("--concurrency-limit", type=int, default=DEFAULT_CONCURRENCY_LIMIT)
+    parser.add_argument(
+        "--call-log", default=None, help=f"append every call run to this file (or ${CALL_LOG_ENV})"
+    )
+    parser.add_argument(
+        "--faults",
+        default=None,
+        help=f"markers acted out on every call, e.g. '[quota]' (or ${FAULTS_ENV})",
+    )
     args = parser.parse_args(argv)
+    if args.call_log:
+        os.environ[CALL_LOG_ENV] = args.call_log
+    if args.faults:
+        os.environ[FAULTS_ENV] = args.faults
     serve(
         args.host,
         args.port,

@@ -1,28 +1,131 @@
-"""Running the async client from sync code: a loop thread, and one client per event loop.
+"""Async resources per event loop, released when the loop ends; a loop thread for sync callers.
 
-aiohttp sessions belong to the loop that made them, so sync callers (scripts, Jupyter cells
-with a running loop, worker threads) all go through one background loop thread, and async
-callers get a client bound to their own loop.
+aiohttp sessions belong to the loop that made them. ``LoopBound`` keeps one resource per running
+loop and releases it while that loop shuts down (``asyncio.run`` and ``Runner`` close suspended
+async generators first: a guard generator per loop is the hook), so code that calls
+``asyncio.run(...)`` per request leaks neither sessions nor loops. ``LoopThread`` runs a private
+loop for sync callers (scripts, Jupyter, worker threads); every live one is closed at exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import queue as thread_queue
 import threading
 import weakref
-from collections.abc import AsyncIterable, Callable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ClientPerLoop", "LoopThread"]
+__all__ = ["ClientPerLoop", "LoopBound", "LoopThread", "on_sync_runner", "sync_runner"]
 
 T = TypeVar("T")
 C = TypeVar("C")
 _DONE = object()
 
 
+class _Entry(Generic[T]):
+    """One loop's resource and the suspended guard generator that releases it."""
+
+    __slots__ = ("guard", "loop", "value")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, value: T) -> None:
+        self.loop = loop
+        self.value = value
+        self.guard: AsyncGenerator[None, None] | None = None
+
+
+class LoopBound(Generic[T]):
+    """One resource per running event loop, released on that loop when the loop shuts down.
+
+    The entry of a loop is dropped when it is released, so nothing here keeps a finished loop
+    alive. A loop closed without shutting down its async generators (a hand-made loop closed
+    by hand) cannot run the release; its entry is dropped at the next use.
+    """
+
+    def __init__(self, make: Callable[[], T], release: Callable[[T], Awaitable[None]]) -> None:
+        self._make = make
+        self._release = release
+        self._entries: dict[int, _Entry[T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        """The running loop's resource, made on first use in that loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._entries.get(id(loop))
+            if entry is not None and entry.loop is loop:
+                return entry.value
+            self._prune()
+            entry = _Entry(loop, self._make())
+            self._entries[id(loop)] = entry
+        guard = self._guard(entry)
+        entry.guard = guard  # a strong reference: the loop only holds it weakly
+        with contextlib.suppress(StopIteration):
+            guard.__anext__().send(None)  # now suspended, and known to the loop's shutdown
+        return entry.value
+
+    def peek(self) -> T | None:
+        """The running loop's resource if one was made, without making one."""
+        entry = self._entries.get(id(asyncio.get_running_loop()))
+        return entry.value if entry is not None else None
+
+    async def release_current(self) -> None:
+        """Release the running loop's resource now (it is made again on the next ``get``)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._entries.get(id(loop))
+            if entry is None or entry.loop is not loop:
+                return
+            del self._entries[id(loop)]
+        guard, entry.guard = entry.guard, None
+        if guard is not None:
+            await guard.aclose()  # runs the release once, in the guard's finally
+
+    def release_all(self) -> None:
+        """Release every loop's resource: the running loop's by the caller, others scheduled.
+
+        Resources of loops running in other threads are released there (not waited for);
+        those of closed loops can no longer be released and are dropped.
+        """
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        with self._lock:
+            entries = [e for e in self._entries.values() if e.loop is not current]
+            for entry in entries:
+                del self._entries[id(entry.loop)]
+        for entry in entries:
+            guard, entry.guard = entry.guard, None
+            if guard is not None and entry.loop.is_running():
+                with contextlib.suppress(RuntimeError):
+                    asyncio.run_coroutine_threadsafe(guard.aclose(), entry.loop)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _prune(self) -> None:
+        for key in [k for k, e in self._entries.items() if e.loop.is_closed()]:
+            del self._entries[key]
+
+    async def _guard(self, entry: _Entry[T]) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._entries.get(id(entry.loop)) is entry:
+                    del self._entries[id(entry.loop)]
+            entry.guard = None
+            await self._release(entry.value)
+
+
 class LoopThread:
-    """A daemon thread running its own event loop, for calling async code from sync code."""
+    """A daemon thread running its own event loop, for calling async code from sync code.
+
+    Closed at interpreter exit if still running, so the resources made on it are released.
+    """
 
     def __init__(self, name: str = "janus-space-loop") -> None:
         self._name = name
@@ -39,6 +142,7 @@ class LoopThread:
                 thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
+                _LIVE_THREADS.add(self)
             return self._loop
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -95,40 +199,74 @@ class LoopThread:
                 finished.wait(timeout=60)  # the iterator's own cleanup (e.g. cancelling a job)
 
     def close(self) -> None:
-        """Stop the loop and join the thread."""
+        """Release the loop's resources (``LoopBound`` entries), stop the loop, join the thread."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is not None and thread is not None:
+        if loop is None or thread is None:
+            return
+        if threading.current_thread() is thread:
+            raise RuntimeError("LoopThread.close called from its own loop thread")
+        if loop.is_running():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(30)
             loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
+        thread.join(timeout=5)
+        if not loop.is_running():
             loop.close()
 
 
 class ClientPerLoop(Generic[C]):
-    """Lazily makes one client per running event loop and closes them all on request."""
+    """One client per running event loop, closed when its loop ends (or on request)."""
 
     def __init__(self, factory: Callable[[], C]) -> None:
-        self._factory = factory
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, C] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients: LoopBound[C] = LoopBound(factory, _aclose)
 
     def get(self) -> C:
         """The client for the running loop, made on first use in that loop."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or getattr(client, "closed", False):
-            client = self._factory()
-            self._clients[loop] = client
+        client = self._clients.get()
+        if getattr(client, "closed", False):
+            self._clients.release_all()
+            client = self._clients.get()
         return client
 
     async def aclose_current(self) -> None:
         """Close the running loop's client, if there is one."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()  # type: ignore[attr-defined]
+        await self._clients.release_current()
 
-    def clients(self) -> list[tuple[asyncio.AbstractEventLoop, C]]:
-        """The live (loop, client) pairs, e.g. to close each on its own loop."""
-        return list(self._clients.items())
+    def close_others(self) -> None:
+        """Close the clients of other loops (scheduled on them, not waited for)."""
+        self._clients.release_all()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+
+async def _aclose(client: Any) -> None:
+    await client.aclose()
+
+
+_LIVE_THREADS: weakref.WeakSet[LoopThread] = weakref.WeakSet()
+_SYNC_RUNNER: LoopThread | None = None
+_SYNC_LOCK = threading.Lock()
+
+
+def sync_runner() -> LoopThread:
+    """The process's loop thread for sync calls into async backends (shared by the adapters)."""
+    global _SYNC_RUNNER
+    with _SYNC_LOCK:
+        if _SYNC_RUNNER is None:
+            _SYNC_RUNNER = LoopThread(name="janus-space-sync")
+        return _SYNC_RUNNER
+
+
+def on_sync_runner() -> bool:
+    """True on a LoopThread's own thread, which must never wait for itself."""
+    return any(t._thread is threading.current_thread() for t in list(_LIVE_THREADS))
+
+
+@atexit.register
+def _close_live_threads() -> None:
+    for thread in list(_LIVE_THREADS):
+        with contextlib.suppress(Exception):
+            thread.close()

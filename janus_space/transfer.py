@@ -11,10 +11,9 @@ from typing import Any
 import aiohttp
 
 from .connection import SpaceConnection
-from .errors import InvalidInputError, ProtocolError, ResultUnavailableError
+from .errors import AccessDeniedError, InvalidInputError, ProtocolError, ResultUnavailableError
 from .events import GeneratedImage
 from .media import ImageData, check_image_bytes
-from .transport import error_for_status
 
 __all__ = ["download_gallery", "fetch_image_url", "file_data", "upload_image"]
 
@@ -36,7 +35,9 @@ async def fetch_image_url(conn: SpaceConnection, url: str, max_bytes: int) -> Im
     """Fetch a user's image URL (no credentials sent), refusing more than ``max_bytes``."""
     shown = url[:200]
     try:
-        async with conn.session().get(url, timeout=conn.request_timeout) as resp:
+        async with conn.session().get(
+            url, timeout=conn.request_timeout, allow_redirects=True, max_redirects=5
+        ) as resp:
             if resp.status != 200:
                 raise InvalidInputError(f"image URL answered HTTP {resp.status}: {shown}")
             if (resp.content_length or 0) > max_bytes:
@@ -67,19 +68,11 @@ async def upload_image(conn: SpaceConnection, image: ImageData) -> str:
         writer = aiohttp.MultipartWriter("form-data", boundary=f"janus-{digest[:32]}")
         part = writer.append(image.data, {"Content-Type": image.mime_type})
         part.set_content_disposition("form-data", name="files", filename=image.filename)
-        async with conn.session().post(
-            url,
-            params={"upload_id": digest[:12]},
-            data=writer,
-            headers=await conn.headers(),
-            allow_redirects=False,
-            timeout=conn.request_timeout,
-        ) as resp:
-            body = await resp.read()
-            if resp.status != 200:
-                raise error_for_status(resp.status, resp.headers, body, "upload")
+        reply = await conn.space_request(
+            "POST", url, what="upload", params={"upload_id": digest[:12]}, data=writer
+        )
         try:
-            return str(json.loads(body)[0])
+            return str(json.loads(reply.body)[0])
         except (ValueError, IndexError, KeyError, TypeError):
             raise ProtocolError("upload: the Space's answer lists no file path") from None
 
@@ -112,23 +105,22 @@ async def download_gallery(
 
 async def _download_result(conn: SpaceConnection, url: str, max_bytes: int) -> GeneratedImage:
     async def attempt() -> GeneratedImage:
-        async with conn.session().get(
-            url,
-            headers=await conn.headers(),
-            allow_redirects=False,
-            timeout=conn.request_timeout,
-        ) as resp:
-            if resp.status in (403, 404):
-                raise ResultUnavailableError(
-                    f"the Space no longer serves a generated image (HTTP {resp.status})"
-                )
-            if resp.status != 200:
-                raise error_for_status(resp.status, resp.headers, await resp.read(), "download")
-            data = await resp.content.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                raise ProtocolError("a generated image is larger than max_download_bytes")
         try:
-            image = check_image_bytes(data, what="generated image")
+            reply = await conn.space_request("GET", url, what="download", max_bytes=max_bytes)
+        except AccessDeniedError as exc:
+            raise ResultUnavailableError(
+                f"the Space no longer serves a generated image (HTTP {exc.status})"
+            ) from None
+        except ProtocolError as exc:
+            if exc.status == 404:
+                raise ResultUnavailableError(
+                    "the Space no longer serves a generated image (HTTP 404)"
+                ) from None
+            if exc.status is None and "larger than" in str(exc):
+                raise ProtocolError("a generated image is larger than max_download_bytes") from None
+            raise
+        try:
+            image = check_image_bytes(reply.body, what="generated image")
         except InvalidInputError as exc:
             raise ProtocolError(f"the Space served a broken image: {exc}") from None
         return GeneratedImage(data=image.data, mime_type=image.mime_type, url=url)

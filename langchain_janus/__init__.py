@@ -2,19 +2,29 @@
 
 ``ChatJanus`` is the chat model (image understanding, or image generation with
 ``model="janus-pro-7b-image"``); ``JanusImageGenerator`` is the image-generation tool for
-agents. Status events (queue position, progress, logs) arrive as custom events named
-``STATUS_EVENT``.
+agents, and ``JanusImageQuestion`` the image-question tool beside it (sharing an
+``ImageShelf`` of images by id). Status events (queue position, progress, logs) arrive as
+custom events named ``STATUS_EVENT``.
 """
 
 from ._events import STATUS_EVENT
 from .chat_models import GENERATION_MODEL, UNDERSTANDING_MODEL, ChatJanus
-from .tools import JanusImageGenerator, JanusImageGeneratorInput
+from .tools import (
+    ImageShelf,
+    JanusImageGenerator,
+    JanusImageGeneratorInput,
+    JanusImageQuestion,
+    JanusImageQuestionInput,
+)
 
 __all__ = [
     "GENERATION_MODEL",
     "STATUS_EVENT",
     "UNDERSTANDING_MODEL",
     "ChatJanus",
+    "ImageShelf",
     "JanusImageGenerator",
     "JanusImageGeneratorInput",
+    "JanusImageQuestion",
+    "JanusImageQuestionInput",
 ]

@@ -16,12 +16,13 @@ from typing import Any, Literal, cast
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.content import create_image_block, create_text_block
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.utils.uuid import uuid7
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self, override
 
 from janus_space import (
@@ -32,7 +33,10 @@ from janus_space import (
     ProtocolError,
     StatusEvent,
     UnderstandingResult,
+    estimate_conversation_tokens,
+    estimate_tokens,
 )
+from janus_space.tokens import ANSWER_TOKENS, DEFAULT_TOKEN_BUDGET
 
 from ._events import (
     PinnedRun,
@@ -243,6 +247,54 @@ class ChatJanus(SpaceSettings, BaseChatModel):
         if stop or self.stop:
             params["ls_stop"] = list(stop or self.stop or [])
         return params
+
+    # -- token counting: the core's estimate, the unit of its budget -------------------------
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """The token limits, in ``get_num_tokens`` units (images are reserved apart)."""
+        return ModelProfile(max_input_tokens=DEFAULT_TOKEN_BUDGET, max_output_tokens=ANSWER_TOKENS)
+
+    @override
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids need DeepSeek's tokenizer, which is not bundled: only counts are estimated.
+
+        Set ``custom_get_token_ids`` (e.g. a locally loaded DeepSeek-LLM tokenizer) to have
+        ids, and exact counts from ``get_num_tokens`` and ``get_num_tokens_from_messages``.
+        """
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise NotImplementedError(
+            "ChatJanus has no tokenizer to list token ids with (Janus-Pro uses DeepSeek-LLM's, "
+            "which is not bundled); get_num_tokens estimates counts, or set "
+            "custom_get_token_ids to a tokenizer's encode function"
+        )
+
+    @override
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes, by the core's estimate (``custom_get_token_ids`` if set)."""
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return estimate_tokens(text)
+
+    @override
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Tokens of the question these messages flatten into (what the Space receives).
+
+        The same unit as the Space's budget (``profile["max_input_tokens"]``, 2944), so
+        ``trim_messages(messages, max_tokens=2944, token_counter=llm)`` keeps exactly what can
+        be sent. Images count nothing: the budget reserves the one image every call carries.
+        """
+        if tools is not None:
+            warnings.warn(
+                "ChatJanus cannot call tools, so tool schemas are not counted",
+                JanusWarning,
+                stacklevel=2,
+            )
+        if not messages:
+            return 0
+        return estimate_conversation_tokens(to_janus_messages(messages), self.get_num_tokens)
 
     def _client_options(self) -> dict[str, Any]:
         return {
@@ -525,3 +577,37 @@ class ChatJanus(SpaceSettings, BaseChatModel):
                 yield chunk
         finally:
             await chunks.aclose()
+
+    # -- structured output: prompted and validated (Janus-Pro has no function calling) --------
+
+    @override
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        repair: bool = True,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """A chain answering with ``schema`` (pydantic model, TypedDict or JSON-schema dict).
+
+        Prompted and validated: the schema is described in the question, the answer parsed and
+        checked; a bad answer gets one repair round (the same messages and image, the answer
+        and what was wrong), then ``OutputParserException``. ``include_raw=True`` returns
+        ``{"raw", "parsed", "parsing_error"}`` instead of raising. ``method="json_mode"``
+        asks for a JSON object without describing the schema; ``"function_calling"`` raises.
+        See ``langchain_janus._structured``.
+        """
+        from ._structured import structured_output
+
+        return structured_output(
+            self,
+            schema,
+            method=method,
+            include_raw=include_raw,
+            strict=strict,
+            repair=repair,
+            **kwargs,
+        )

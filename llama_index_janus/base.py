@@ -48,6 +48,7 @@ from janus_space import (
     StatusEvent,
     UnderstandingResult,
 )
+from janus_space.tokens import ANSWER_TOKENS, CL100K_CONTEXT_WINDOW
 
 from ._convert import (
     ExtraImages,
@@ -57,12 +58,16 @@ from ._convert import (
     to_janus_messages,
 )
 from ._events import JanusStatusEvent, dispatcher, status_event
+from ._structured import StructuredPredictMixin
 
 __all__ = ["CONTEXT_WINDOW", "NUM_OUTPUT", "JanusPro"]
 
 MAX_SEED = 2**32 - 1  # the Space seeds numpy, which takes 0 .. 2**32 - 1
-CONTEXT_WINDOW = 4096  # Janus-Pro-7B's context, in tokens
-NUM_OUTPUT = 512  # the Space's max_new_tokens for an answer
+CONTEXT_WINDOW = CL100K_CONTEXT_WINDOW
+"""The window LlamaIndex packs prompts into, by its own tiktoken counter: Janus-Pro's 4096 less
+the image (576) and the Space's template (64), scaled so the core's estimate of a prompt that
+fills it still fits the core's budget (see ``janus_space.tokens``)."""
+NUM_OUTPUT = ANSWER_TOKENS  # the Space's fixed max_new_tokens for an answer
 
 R = TypeVar("R", UnderstandingResult, GenerationResult)
 
@@ -107,7 +112,7 @@ class _Runtime:
 _RUNTIME_LOCK = threading.Lock()
 
 
-class JanusPro(CustomLLM):
+class JanusPro(StructuredPredictMixin, CustomLLM):
     """Janus-Pro-7B (image understanding and image generation) through its Hugging Face Space.
 
     A chat LLM whose messages may carry ``ImageBlock``s; the Space answers one question about
@@ -250,7 +255,11 @@ class JanusPro(CustomLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """Janus-Pro-7B's fixed limits, without I/O: LlamaIndex reads this on every call."""
+        """Janus-Pro-7B's fixed limits, without I/O: LlamaIndex reads this on every call.
+
+        ``context_window`` is counted the way LlamaIndex counts (tiktoken cl100k), so prompts it
+        packs to ``context_window - num_output`` pass the core's token budget.
+        """
         return LLMMetadata(
             context_window=CONTEXT_WINDOW,
             num_output=NUM_OUTPUT,
@@ -596,6 +605,26 @@ class JanusPro(CustomLLM):
 
         return make_image_generation_tool(
             self, name=name, description=description, return_direct=return_direct
+        )
+
+    def image_question_tool(
+        self,
+        *,
+        name: str = "ask_about_image",
+        description: str | None = None,
+        return_direct: bool = False,
+        image_root: str | None = None,
+    ) -> FunctionTool:
+        """A ``FunctionTool`` asking Janus about a picture by id (e.g. one the generation tool
+        drew: both share this LLM's image shelf) or URL (see ``make_image_question_tool``)."""
+        from ._tools import make_image_question_tool
+
+        return make_image_question_tool(
+            self,
+            name=name,
+            description=description,
+            return_direct=return_direct,
+            image_root=image_root,
         )
 
 

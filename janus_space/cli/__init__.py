@@ -1,9 +1,11 @@
-"""``janus-space``: the command line of the Janus-Pro Space client (stdlib argparse only).
+"""``janus-space``: the command line of the Janus-Pro client (stdlib argparse only).
 
-``ask`` (one answer), ``chat`` (a session with history), ``imagine`` (five images saved as
-files) and ``replica`` (the offline stand-in of the Space). Results go to stdout, progress and
-notes to stderr, failures to a one-line message and a documented exit code (``EXIT_CODES``)
-so scripts can branch on what went wrong. ``main`` returns the code instead of exiting, so
+``ask`` (one answer), ``chat`` (a session with history), ``imagine`` (images saved as files),
+``duplicate`` (your own copy of the Space), ``status`` (what the Hub says of Spaces) and
+``replica`` (the offline stand-in of the Space). Results go to stdout, progress and notes to
+stderr, failures to a one-line message and a documented exit code (``EXIT_CODES``) so scripts
+can branch on what went wrong; with ``--json`` every failure, usage errors and Ctrl-C
+included, is also one JSON object on stdout. ``main`` returns the code instead of exiting, so
 tests and other programs can call it.
 """
 
@@ -23,6 +25,7 @@ from ._chat import chat_loop, run_chat
 from ._commands import ask, imagine, write_json
 from ._display import StatusDisplay, route_logging
 from ._errors import (
+    EXIT_ACCESS,
     EXIT_APP,
     EXIT_CODES,
     EXIT_FAILURE,
@@ -35,11 +38,14 @@ from ._errors import (
     describe_error,
     error_record,
     exit_code_for,
+    interrupted_record,
+    usage_record,
 )
-from ._parser import Settings, build_parser, settings_from
+from ._parser import PROG, Settings, UsageError, build_parser, settings_from
 from ._replica import run_replica
 
 __all__ = [
+    "EXIT_ACCESS",
     "EXIT_APP",
     "EXIT_CODES",
     "EXIT_FAILURE",
@@ -58,6 +64,15 @@ __all__ = [
 ]
 
 
+_INTERRUPTED = {
+    "duplicate": "interrupted; a copy the Hub already made goes on building "
+    "(`janus-space status` shows it)",
+    "status": "interrupted",
+}
+_INTERRUPTED_CALL = "interrupted; the job on the Space was cancelled"
+_INTERRUPTED_LOCAL = "interrupted; the local generation was stopped"
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -67,28 +82,40 @@ def main(
     """Run ``janus-space`` with ``argv`` (default: ``sys.argv``); return its exit code."""
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        # argparse prints help and usage errors to sys.stdout / sys.stderr itself.
+        # argparse prints help and --version to sys.stdout itself.
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, usage errors (argparse exits with 2)
+            args = parser.parse_args(arguments)
+    except UsageError as exc:
+        err.write(f"{exc.usage}{PROG}: error: {exc.message}\n")
+        if "--json" in arguments:
+            write_json(out, usage_record(exc.message))
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else 2
     if args.command == "replica":
         return run_replica(args.host, args.port, background=args.background, out=out, err=err)
-    settings = settings_from(args)
-    display = StatusDisplay(err, quiet=settings.quiet)
-    with warnings.catch_warnings(), route_logging(display, verbose=settings.verbose):
+    display = StatusDisplay(err, quiet=bool(args.quiet))
+    settings = Settings(json=bool(args.json))
+    with warnings.catch_warnings(), route_logging(display, verbose=bool(args.verbose)):
         # The CLI reports trimmed history and dropped images itself, from the call's result.
         warnings.simplefilter("ignore", JanusWarning)
         try:
+            settings = settings_from(args)
             return _run(args.command, args, settings, display, out)
         except JanusError as exc:
             display.stop()
             return _fail(exc, settings, display, out)
         except KeyboardInterrupt:
             display.stop()
-            display.note("janus-space: interrupted; the job on the Space was cancelled")
+            message = _INTERRUPTED.get(
+                args.command, _INTERRUPTED_LOCAL if settings.local else _INTERRUPTED_CALL
+            )
+            display.note(f"janus-space: {message}")
+            if settings.json:
+                write_json(out, interrupted_record(message))
             return EXIT_INTERRUPTED
         except BrokenPipeError:
             return EXIT_FAILURE  # stdout's reader left (e.g. `| head`): nothing to report to
@@ -105,7 +132,15 @@ def _run(
         return asyncio.run(ask(settings, args.question, args.image, display, out))
     if command == "imagine":
         return asyncio.run(
-            imagine(settings, args.prompt, args.output_dir, args.guidance, display, out)
+            imagine(
+                settings,
+                args.prompt,
+                args.output_dir,
+                args.guidance,
+                display,
+                out,
+                num_images=args.num_images,
+            )
         )
     if command == "chat":
 
@@ -119,6 +154,14 @@ def _run(
             image=args.image,
             describe=describe,
         )
+    if command == "duplicate":
+        from ._hub import run_duplicate
+
+        return run_duplicate(args, settings, display, out)
+    if command == "status":
+        from ._hub import run_status
+
+        return run_status(args, settings, display, out)
     raise AssertionError(f"unknown command {command!r}")
 
 

@@ -1,18 +1,20 @@
-"""``janus-space chat``: a multi-turn session over a Space that has no memory.
+"""``janus-space chat``: a multi-turn session over a backend that keeps no memory.
 
 The session keeps the conversation as ``janus_space.Message`` values and sends all of it on
-every turn (``JanusClient.chat`` flattens it into one question and one image). What the core
-had to leave out is shown as it happens: the oldest messages once the history outgrows
-Janus-Pro's context, and earlier images once a newer one is attached (the Space sees one).
+every turn (the Space flattens it into one question and one image; a local model reads it as
+turns). What the core had to leave out is shown as it happens: the oldest messages once the
+history outgrows Janus-Pro's context, and earlier images once a newer one is attached (the
+Space sees one). ``/image`` with no path stops sending any image, including one already sent.
 
 The loop (``chat_loop``) takes its input and its answering function as arguments, so tests
-drive it with a list of lines and a fake model; ``run_chat`` wires it to a real client running
+drive it with a list of lines and a fake model; ``run_chat`` wires it to a real backend running
 on a background event loop, which keeps the terminal's Ctrl-C working while a call waits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +26,20 @@ from janus_space import (
     JanusError,
     LoopThread,
     Message,
+    TextDelta,
     UnderstandingResult,
 )
 
-from ._commands import image_label, image_source, make_client, understanding_params, write_json
+from ._commands import (
+    backend_label,
+    image_label,
+    image_source,
+    make_backend,
+    understanding_params,
+    write_json,
+)
 from ._display import StatusDisplay
-from ._errors import EXIT_INTERRUPTED, EXIT_OK, error_record, exit_code_for
+from ._errors import EXIT_INTERRUPTED, EXIT_OK, error_record, exit_code_for, interrupted_record
 from ._parser import Settings
 
 __all__ = ["HELP", "ChatState", "chat_loop", "run_chat"]
@@ -40,7 +50,7 @@ ReadLine = Callable[[str], str]
 HELP = """\
 Type a message and press Enter. Commands:
   /image PATH|URL   attach an image to your next message (the Space sees one image: the newest)
-  /image            drop the image attached to the next message
+  /image            stop sending images: the attached one and those already sent
   /reset            forget the conversation
   /help             show this help
   /quit             leave (Ctrl-D works too)
@@ -63,6 +73,17 @@ class ChatState:
     pending_image: ImageInput | None = None
     reported_trimmed: int = 0
     reported_dropped: int = 0
+    streamed: bool = False
+    """Set by an answering function that already printed the answer as it streamed."""
+
+    def drop_images(self) -> int:
+        """Stop sending any image: the attached one and those in the history; returns how
+        many history images will no longer be sent (the text of every turn stays)."""
+        self.pending_image = None
+        dropped = sum(len(m.images) for m in self.history)
+        self.history = [dataclasses.replace(m, images=()) if m.images else m for m in self.history]
+        self.reported_dropped = 0
+        return dropped
 
     def reset(self) -> None:
         """Forget everything (the Space keeps nothing, so this is all a reset takes)."""
@@ -106,8 +127,17 @@ class ChatState:
 
 def _attach(state: ChatState, argument: str, display: StatusDisplay) -> None:
     if not argument:
-        state.pending_image = None
-        display.note("janus-space: no image attached to the next message")
+        had = state.pending_image is not None
+        dropped = state.drop_images()
+        if dropped:
+            display.note(
+                f"janus-space: no image from now on: the {dropped} image(s) already sent are "
+                "no longer sent (the placeholder goes instead); /image PATH attaches one"
+            )
+        elif had:
+            display.note("janus-space: the attached image was dropped; no image is sent")
+        else:
+            display.note("janus-space: no image is attached or being sent")
         return
     try:
         state.pending_image = image_source(argument)
@@ -118,6 +148,14 @@ def _attach(state: ChatState, argument: str, display: StatusDisplay) -> None:
         f"janus-space: {image_label(state.pending_image)} is attached to your next message "
         "(the Space keeps seeing it until /reset or another /image)"
     )
+
+
+def _end_partial_answer(state: ChatState, out: TextIO) -> None:
+    """End the line of an answer that streamed part-way before its turn failed."""
+    if state.streamed:
+        out.write("\n")
+        out.flush()
+        state.streamed = False
 
 
 def chat_loop(
@@ -153,6 +191,8 @@ def chat_loop(
             return status
         except KeyboardInterrupt:
             out.write("\n")
+            if as_json:
+                write_json(out, interrupted_record("interrupted at the prompt; session ended"))
             return EXIT_INTERRUPTED
         text = line.strip()
         if not text:
@@ -174,13 +214,18 @@ def chat_loop(
         if text.startswith("//"):
             text = text[1:]
         message = state.next_message(text)
+        state.streamed = False
         try:
             result = answer([*state.history, message])
         except KeyboardInterrupt:
+            _end_partial_answer(state, out)
             display.stop()
             display.note("janus-space: cancelled")
+            if as_json:
+                write_json(out, interrupted_record("this turn was cancelled; the session goes on"))
             continue
         except JanusError as exc:
+            _end_partial_answer(state, out)
             status = exit_code_for(exc)
             display.note(describe(exc))
             if as_json:
@@ -201,8 +246,12 @@ def chat_loop(
                     "dropped_images": prompt.dropped_images if prompt else 0,
                     "seed": result.seed,
                     "duration": result.duration,
+                    "endpoint": result.endpoint,
                 },
             )
+        elif state.streamed:  # the answer is on screen already
+            out.write("\n\n" if interactive else "\n")
+            out.flush()
         else:
             out.write(result.text.rstrip("\n") + ("\n\n" if interactive else "\n"))
             out.flush()
@@ -218,22 +267,31 @@ def run_chat(
     read_line: ReadLine | None = None,
     interactive: bool | None = None,
 ) -> int:
-    """Run ``chat_loop`` against the configured Space (input from stdin by default)."""
+    """Run ``chat_loop`` against the configured backend (input from stdin by default)."""
     if interactive is None:
         interactive = sys.stdin.isatty() and not settings.json
     if interactive:
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401 - line editing and history for input()
     params = understanding_params(settings)  # bad values fail before the session starts
-    client = make_client(settings)
+    backend = make_backend(settings)
     runner = LoopThread(name="janus-space-chat")
+    state = ChatState()
+    label = backend_label(settings)
 
     def answer(messages: Sequence[Message]) -> UnderstandingResult:
         result: UnderstandingResult | None = None
-        with display.showing("asking the Space"):
-            for item in runner.iterate(client.stream_chat(messages, **params)):
+        with display.showing(f"asking {label}"):
+            for item in runner.iterate(backend.stream_chat(messages, **params)):
                 if isinstance(item, UnderstandingResult):
                     result = item
+                elif isinstance(item, TextDelta):
+                    if not settings.json and item.text:
+                        if not state.streamed:
+                            display.stop()
+                        state.streamed = True
+                        out.write(item.text)
+                        out.flush()
                 else:
                     display.event(item)
         assert result is not None
@@ -249,7 +307,8 @@ def run_chat(
             as_json=settings.json,
             describe=describe,
             image=image,
+            state=state,
         )
     finally:
-        runner.run(client.aclose())
+        runner.run(backend.aclose())
         runner.close()

@@ -1,7 +1,9 @@
-"""The one-shot Space commands, ``ask`` and ``imagine``, and the client settings they share.
+"""The one-shot commands, ``ask`` and ``imagine``, and the backend they run on.
 
-Each command is one call on one client: status events go to the display (stderr), the result
-to ``out`` (stdout), as text or, with ``--json``, as one JSON object. Errors are raised as
+Each command is one call on one ``JanusBackend``: a Space client (the default, ``--space``,
+``--base-url`` or one ``--endpoint``), a ``JanusPool`` (two or more ``--endpoint``) or a
+``LocalJanus`` (``--local MODEL``). Status events go to the display (stderr), the result to
+``out`` (stdout), as text or, with ``--json``, as one JSON object. Errors are raised as
 ``janus_space`` errors and turned into exit codes by ``janus_space.cli.main``.
 """
 
@@ -10,35 +12,44 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from janus_space import (
     GenerationResult,
     ImageInput,
     InvalidInputError,
+    JanusBackend,
     JanusClient,
     Message,
+    TextDelta,
     UnderstandingResult,
     load_image,
 )
+from janus_space.errors import JanusError
 from janus_space.params import check_range, check_seed, check_text, check_unit
 
 from ._display import StatusDisplay
 from ._parser import Settings
 
 __all__ = [
+    "MissingExtraError",
     "ask",
+    "backend_label",
+    "closing_stream",
     "image_label",
     "image_source",
     "imagine",
+    "make_backend",
     "make_client",
     "save_images",
     "understanding_params",
     "write_json",
 ]
+
+T = TypeVar("T")
 
 # The Space's own UI defaults, used when an option is not given.
 UNDERSTAND_SEED, UNDERSTAND_TOP_P, UNDERSTAND_TEMPERATURE = 42, 0.95, 0.1
@@ -51,15 +62,74 @@ _EXTENSIONS = {
 }
 
 
-def make_client(settings: Settings) -> JanusClient:
-    """A client for the configured Space; it reads ``HF_TOKEN`` itself and never shows it."""
-    return JanusClient(
-        settings.space,
-        base_url=settings.base_url,
-        timeout=settings.timeout,
-        max_retries=settings.max_retries,
-        extra_headers=dict(settings.headers) or None,
-    )
+class MissingExtraError(JanusError, ImportError):
+    """An optional part of janus-space is not installed; the message names the extra."""
+
+
+@asynccontextmanager
+async def closing_stream(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Close a backend's stream however the block ends, so an abandoned job is cancelled."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _space_settings(settings: Settings) -> dict[str, Any]:
+    """What every Space client of this run is made with (the token is found by the client)."""
+    shared: dict[str, Any] = {
+        "timeout": settings.timeout,
+        "max_retries": settings.max_retries,
+        "hub_url": settings.hub_url,
+    }
+    if settings.headers:
+        shared["extra_headers"] = dict(settings.headers)
+    if settings.proxy is not None:
+        shared["proxy"] = settings.proxy
+    return shared
+
+
+def make_client(settings: Settings, endpoint: str | None = None) -> JanusClient:
+    """A client for one Space: ``endpoint`` (a Space id or a base URL), else the settings'."""
+    shared = _space_settings(settings)
+    if endpoint is None:
+        return JanusClient(settings.space, base_url=settings.base_url, **shared)
+    if endpoint.lower().startswith(("http://", "https://")):
+        return JanusClient(base_url=endpoint, **shared)
+    return JanusClient(endpoint, **shared)
+
+
+def make_backend(settings: Settings) -> JanusBackend:
+    """The backend the options ask for: local model, pool, one endpoint, or the Space."""
+    if settings.local is not None:
+        try:
+            from janus_space.local import LocalJanus
+        except ImportError as exc:
+            raise MissingExtraError(
+                f"--local needs the local extra ({exc.name or exc}): "
+                'pip install "janus-space[local]"'
+            ) from None
+        backend: JanusBackend = LocalJanus(settings.local)
+        return backend
+    if len(settings.endpoints) >= 2:
+        from janus_space.pool import JanusPool
+
+        pool: JanusBackend = JanusPool(list(settings.endpoints), **_space_settings(settings))
+        return pool
+    if settings.endpoints:
+        return make_client(settings, settings.endpoints[0])
+    return make_client(settings)
+
+
+def backend_label(settings: Settings) -> str:
+    """What the progress line says is being asked: the Space, the pool, the local model."""
+    if settings.local is not None:
+        return "the local model"
+    if len(settings.endpoints) >= 2:
+        return f"the pool of {len(settings.endpoints)} endpoints"
+    return "the Space"
 
 
 def understanding_params(settings: Settings) -> dict[str, Any]:
@@ -118,41 +188,61 @@ async def ask(
     display: StatusDisplay,
     out: TextIO,
 ) -> int:
-    """``janus-space ask``: one question (and at most one image actually sent), one answer."""
+    """``janus-space ask``: one question about the images the backend can see, one answer.
+
+    A backend that streams tokens (``--local``) prints the answer as it comes, unless
+    ``--json`` asks for one object at the end.
+    """
     check_text(question, "question")
     params = understanding_params(settings)
     sources = [image_source(text) for text in images]
-    if len(sources) > 1:
-        display.note(
-            f"janus-space: note: the Space answers about one image per question; sending the "
-            f"last --image ({image_label(sources[-1])}) and ignoring {len(sources) - 1}"
-        )
-    message = Message("user", question, images=tuple(sources))
     result: UnderstandingResult | None = None
-    async with make_client(settings) as client:
-        with display.showing("asking the Space"):
-            stream = client.stream_chat([message], **params)
-            async with aclosing(stream):  # Ctrl-C or an error cancels the job on the Space
+    streamed = False
+    async with aclosing(make_backend(settings)) as backend:
+        limit = backend.capabilities.images_per_call
+        if limit is not None and len(sources) > limit:
+            display.note(
+                f"janus-space: note: {backend_label(settings)} answers about {limit} image(s) "
+                f"per question; sending the last --image ({image_label(sources[-1])}) and "
+                f"ignoring {len(sources) - limit}"
+            )
+        message = Message("user", question, images=tuple(sources))
+        with display.showing(f"asking {backend_label(settings)}"):
+            stream = backend.stream_chat([message], **params)
+            async with closing_stream(stream):  # Ctrl-C or an error cancels the job
                 async for item in stream:
                     if isinstance(item, UnderstandingResult):
                         result = item
+                    elif isinstance(item, TextDelta):
+                        if not settings.json and item.text:
+                            if not streamed:
+                                display.stop()
+                            streamed = True
+                            out.write(item.text)
+                            out.flush()
                     else:
                         display.event(item)
     assert result is not None  # stream_chat ends with its result or raises
+    sent = len(sources) if limit is None else min(len(sources), limit)
     if settings.json:
         write_json(
             out,
             {
                 "answer": result.text,
                 "image": image_label(sources[-1]) if sources else None,
+                "images_sent": sent,
                 "placeholder_image": not sources,
-                "dropped_images": max(0, len(sources) - 1),
+                "dropped_images": len(sources) - sent,
                 "seed": result.seed,
                 "top_p": result.top_p,
                 "temperature": result.temperature,
                 "duration": result.duration,
+                "endpoint": result.endpoint,
             },
         )
+    elif streamed:
+        out.write("\n")
+        out.flush()
     else:
         out.write(result.text.rstrip("\n") + "\n")
         out.flush()
@@ -205,8 +295,9 @@ async def imagine(
     guidance: float,
     display: StatusDisplay,
     out: TextIO,
+    num_images: int | None = None,
 ) -> int:
-    """``janus-space imagine``: five images saved as files, their paths printed."""
+    """``janus-space imagine``: the images saved as files, their paths printed."""
     if settings.top_p is not None:
         raise InvalidInputError("--top-p applies to questions (ask, chat), not to imagine")
     check_text(prompt, "prompt")
@@ -218,12 +309,16 @@ async def imagine(
     )
     folder = _writable_dir(Path(output_dir).expanduser())
     result: GenerationResult | None = None
-    async with make_client(settings) as client:
-        with display.showing("asking the Space to draw"):
-            stream = client.stream_generate(
-                prompt, seed=seed, guidance=guidance, temperature=temperature
+    async with aclosing(make_backend(settings)) as backend:
+        with display.showing(f"asking {backend_label(settings)} to draw"):
+            stream = backend.stream_generate(
+                prompt,
+                seed=seed,
+                guidance=guidance,
+                temperature=temperature,
+                num_images=num_images,
             )
-            async with aclosing(stream):
+            async with closing_stream(stream):
                 async for item in stream:
                     if isinstance(item, GenerationResult):
                         result = item
@@ -244,6 +339,7 @@ async def imagine(
                 "guidance": result.guidance,
                 "temperature": result.temperature,
                 "duration": result.duration,
+                "endpoint": result.endpoint,
             },
         )
     else:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
+from janus_space import Failover, Heartbeat, Log, Progress, Queued, Started, StatusEvent
 
 __all__ = ["StatusDisplay", "describe_event", "route_logging"]
 
@@ -33,9 +33,9 @@ def _seconds(value: float) -> str:
 def describe_event(event: StatusEvent) -> str | None:
     """A short status text for an event; None for events that change nothing (heartbeats)."""
     if isinstance(event, Queued):
-        text = "waiting in the Space's queue"
-        if event.rank is not None:
-            text += f": position {event.rank + 1}"
+        text = "waiting in the queue"
+        if event.position is not None:  # 1 = next, the one convention shown to users
+            text += f": position {event.position}"
             if event.queue_size is not None:
                 text += f" of {event.queue_size}"
         if event.eta is not None:
@@ -55,6 +55,13 @@ def describe_event(event: StatusEvent) -> str | None:
     if isinstance(event, Log):
         kind = "warns" if event.level == "warning" else "says"
         return f"janus-space: the Space {kind}: {event.message}"
+    if isinstance(event, Failover):
+        text = f"janus-space: {event.endpoint} skipped: {event.reason}"
+        if event.retry_after is not None:
+            text += f" (for {_seconds(event.retry_after)})"
+        if event.next_endpoint:
+            text += f"; trying {event.next_endpoint}"
+        return text
     if isinstance(event, Heartbeat):
         return None
     return None
@@ -113,6 +120,9 @@ class StatusDisplay:
             return
         if isinstance(event, Log):
             if not (self.quiet and event.level != "warning"):
+                self.note(text)
+        elif isinstance(event, Failover):
+            if not self.quiet:
                 self.note(text)
         else:
             self.update(text)

@@ -7,7 +7,7 @@ import io
 import logging
 import time
 
-from janus_space import Heartbeat, Log, Progress, Queued, Started
+from janus_space import Failover, Heartbeat, Log, Progress, Queued, Started
 from janus_space.cli import StatusDisplay
 from janus_space.cli._display import describe_event, route_logging
 
@@ -31,9 +31,9 @@ class Terminal(io.StringIO):
 
 def test_event_texts() -> None:
     assert describe_event(Queued(rank=2, queue_size=5, eta=31.4)) == (
-        "waiting in the Space's queue: position 3 of 5, about 31s to go"
+        "waiting in the queue: position 3 of 5, about 31s to go"
     )
-    assert describe_event(Queued()) == "waiting in the Space's queue"
+    assert describe_event(Queued()) == "waiting in the queue"
     assert describe_event(Started(eta=2.5)) == "running (about 2.5s)"
     assert describe_event(Started()) == "running"
     assert describe_event(Progress("drawing", 3, 10, "steps")) == "drawing 3/10 steps"
@@ -41,6 +41,22 @@ def test_event_texts() -> None:
     assert describe_event(Log("hello", "warning")) == "janus-space: the Space warns: hello"
     assert describe_event(Log("hi")) == "janus-space: the Space says: hi"
     assert describe_event(Heartbeat()) is None
+    assert describe_event(Failover("a/b", "quota used up", 90.0, "http://copy:1")) == (
+        "janus-space: a/b skipped: quota used up (for 90s); trying http://copy:1"
+    )
+
+
+def test_queue_positions_follow_the_cores_one_convention() -> None:
+    """Every position shown is ``Queued.position`` (1 = next), whatever the rank and size."""
+    for rank in range(0, 40, 3):
+        for size in (None, rank + 1, rank + 7):
+            event = Queued(rank=rank, queue_size=size)
+            text = describe_event(event)
+            assert text is not None and event.position == rank + 1
+            assert f"position {event.position}" in text
+            assert f"position {rank}" not in text.replace(f"position {rank + 1}", "")
+            if size is not None:
+                assert text.endswith(f"position {rank + 1} of {size}")
 
 
 def test_plain_stream_gets_one_line_per_change_and_no_control_codes() -> None:
@@ -58,7 +74,7 @@ def test_plain_stream_gets_one_line_per_change_and_no_control_codes() -> None:
     display.stop()
     assert stream.getvalue().splitlines() == [
         "janus-space: [0.0s] asking the Space",
-        "janus-space: [1.5s] waiting in the Space's queue: position 1 of 1",
+        "janus-space: [1.5s] waiting in the queue: position 1 of 1",
         "janus-space: the Space says: note from the app",
         "janus-space: [14s] running",
     ]

@@ -10,6 +10,7 @@ import pytest
 
 import janus_space.errors as errors_module
 from janus_space import (
+    AccessDeniedError,
     AppError,
     GPUUnavailableError,
     InvalidInputError,
@@ -49,6 +50,7 @@ EXPECTED = {
     AppError: 6,
     MissingImageError: 6,
     ResultUnavailableError: 6,
+    AccessDeniedError: 7,
     JanusError: 1,
 }
 

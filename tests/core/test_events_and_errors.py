@@ -19,7 +19,8 @@ from janus_space import (
 )
 from janus_space.errors import clean_server_text, error_from_app_message, parse_retry_after
 from janus_space.events import JobCompleted, Queued, StreamError, parse_message
-from janus_space.transport import Backoff, error_for_status
+from janus_space.http import error_for_status
+from janus_space.retry import Backoff
 
 
 def test_estimation_becomes_queued() -> None:

@@ -106,8 +106,3 @@ def test_bad_roles_and_text_types() -> None:
         Message("tool", "x")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="string"):
         Message("user", 5)  # type: ignore[arg-type]
-
-
-def test_token_estimate_is_conservative_for_english() -> None:
-    assert estimate_tokens("a" * 300) == 100
-    assert estimate_tokens("日本") == 2

@@ -69,7 +69,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("502-on-join-once", 4, "understand", "[join:502:1]"),
     Scenario("429-on-join-once", 3, "understand", "[join:429:1]"),
     Scenario("app-error", 5, "understand", "[apperror]", AppError),
-    Scenario("error-null", 4, "understand", "[errnull]", MissingImageError),
+    Scenario("error-null", 4, "understand", "[errnull]", AppError),
     Scenario("quota", 3, "understand", "[quota0]", QuotaExceededError),
     Scenario("500-on-join", 3, "understand", "[join:500]", SpaceUnavailableError),
     Scenario("files-vanish", 3, "generate", "[vanish]", ResultUnavailableError),

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import janus_space.client
+import janus_space.connection
 from janus_space import (
     AppError,
     GPUUnavailableError,
@@ -64,7 +65,7 @@ def hf_space_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """
 
     def point(url: str) -> None:
-        monkeypatch.setattr(janus_space.client, "space_host_url", lambda space: url)
+        monkeypatch.setattr(janus_space.connection, "space_host_url", lambda space: url)
 
     return point
 
@@ -572,10 +573,11 @@ async def test_config_without_the_janus_functions_is_a_protocol_error(
 # --- Failed jobs -----------------------------------------------------------------------------
 
 
-async def test_error_null_from_the_replica_is_missing_image(replica_url: str) -> None:
+async def test_error_null_from_the_replica_is_an_app_error(replica_url: str) -> None:
     async with JanusClient(base_url=replica_url, timeout=10, max_retries=1) as client:
-        with pytest.raises(MissingImageError):
+        with pytest.raises(AppError, match="failed without a message") as caught:
             await bounded(client.understand("[crash] hello"), 10)
+    assert not isinstance(caught.value, MissingImageError)  # an image was sent
 
 
 async def test_app_error_from_the_replica_keeps_the_message_without_html(replica_url: str) -> None:
@@ -590,13 +592,14 @@ async def test_failed_jobs_are_not_retried(
     fault_server: FaultServer, make_client: MakeClient
 ) -> None:
     async with make_client(fault_server.url, max_retries=3) as client:
-        with pytest.raises(MissingImageError):
+        with pytest.raises(AppError) as understanding:
             await bounded(client.understand("[errnull] q"), 5)
         with pytest.raises(AppError) as generation:
             await bounded(client.generate("[errnull] a cat"), 5)
         with pytest.raises(AppError, match="Something bad happened"):
             await bounded(client.understand("[apperror] q"), 5)
-    assert type(generation.value) is AppError  # error null on generation: no image involved
+    assert type(understanding.value) is AppError  # the client always sends an image
+    assert type(generation.value) is AppError
     assert fault_server.count("join") == 3
 
 

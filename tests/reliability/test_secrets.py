@@ -9,7 +9,7 @@
   request, and a Hub failure only costs the token, not the call.
 
 To make ``JanusClient("owner/space")`` (the public-Space path, where the ZeroGPU token is used)
-reach a local server, the tests swap ``janus_space.client.space_host_url`` (see ``hf_space_at``).
+reach a local server, the tests swap ``janus_space.connection.space_host_url`` (see ``hf_space_at``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 import janus_space.client
+import janus_space.connection
 from janus_space import JanusClient, JanusError, Secret
 from janus_space.auth import is_hf_host
 
@@ -56,7 +57,7 @@ def assert_no_secret(text: str, where: str) -> None:
 @pytest.fixture
 def hf_space_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     def point(url: str) -> None:
-        monkeypatch.setattr(janus_space.client, "space_host_url", lambda space: url)
+        monkeypatch.setattr(janus_space.connection, "space_host_url", lambda space: url)
 
     return point
 
@@ -143,6 +144,7 @@ async def test_token_is_not_sent_to_a_custom_host_by_default(
     }
     for request in fault_server.requests:
         assert "Authorization" not in request.headers, request.endpoint
+        assert "X-HF-Authorization" not in request.headers, request.endpoint
         assert "x-zerogpu-token" not in request.headers
 
 
@@ -163,7 +165,9 @@ async def test_token_goes_to_a_custom_host_only_when_allowed(
             await bounded(client.understand("[hang] cancel me"), 5)
     assert fault_server.count("cancel") == 1
     for request in fault_server.requests:
-        assert request.headers.get("Authorization") == f"Bearer {HF_TOKEN}", request.endpoint
+        # The Space proxy consumes X-HF-Authorization; Authorization would reach the app's code.
+        assert request.headers.get("X-HF-Authorization") == f"Bearer {HF_TOKEN}", request.endpoint
+        assert "Authorization" not in request.headers, request.endpoint
 
 
 async def test_env_token_is_used_and_kept_from_custom_hosts(
@@ -174,6 +178,7 @@ async def test_env_token_is_used_and_kept_from_custom_hosts(
         assert "token=set" in repr(client)
         await bounded(client.understand("hello"), 5)
     assert all("Authorization" not in r.headers for r in fault_server.requests)
+    assert all("X-HF-Authorization" not in r.headers for r in fault_server.requests)
 
 
 @pytest.mark.parametrize("endpoint", ["config", "join", "file"])
@@ -214,6 +219,7 @@ async def test_image_urls_get_no_credentials_even_across_redirects(
     assert len(fetches) == 2
     for request in fetches:
         assert "Authorization" not in request.headers
+        assert "X-HF-Authorization" not in request.headers
         assert "x-ip-token" not in request.headers and "x-zerogpu-token" not in request.headers
 
 
@@ -233,6 +239,8 @@ async def test_zerogpu_token_is_fetched_from_the_hub_cached_and_sent(
     assert jwt_request.headers["Authorization"] == f"Bearer {HF_TOKEN}"
     for request in fault_server.space_requests:
         assert request.headers.get("x-zerogpu-token") == JWT, request.endpoint
+        assert request.headers.get("X-HF-Authorization") == f"Bearer {HF_TOKEN}"
+        assert "Authorization" not in request.headers, "Authorization would reach the app"
 
 
 async def test_expiring_zerogpu_token_is_fetched_again(
