@@ -80,7 +80,7 @@ async def measure(args: argparse.Namespace, urls: dict[str, str]) -> list[dict[s
             lambda: JanusPool([urls["quota"], *healthy], **SETTINGS),
         ),
     ]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for round_index in range(args.rounds):
         for name, make in setups:
             tag = f"r{round_index}-{len(rows)}"
@@ -95,7 +95,7 @@ async def measure(args: argparse.Namespace, urls: dict[str, str]) -> list[dict[s
                     "calls": args.calls,
                     "seconds": seconds,
                     "calls_per_second": args.calls / seconds,
-                    "served": {label(urls, k): v for k, v in sorted(served.items())},
+                    "served": dict(sorted((label(urls, k), v) for k, v in served.items())),
                     "failovers": moves,
                     "tag": tag,
                 }
@@ -109,7 +109,7 @@ def label(urls: dict[str, str], endpoint: str) -> str:
 
 def ran(logs: dict[str, Path], tag: str) -> dict[str, int]:
     """Calls with ``tag`` that reached each replica's function (warm-up included)."""
-    counts = {}
+    counts: dict[str, int] = {}
     for name, path in logs.items():
         count = sum(1 for entry in read_call_log(path) if entry["text"].startswith(tag + " "))
         if count:
@@ -142,7 +142,9 @@ def render(rows: list[dict[str, Any]], logs: dict[str, Path], args: argparse.Nam
     lines.append("")
     lines.append(
         "h1-h3: healthy replicas; quota: answers every call with the ZeroGPU quota error "
-        "(retry in 7 s), so the pool calls it about once per 7 s and skips it in between."
+        "(retry in 7 s), so the pool calls it about once per 7 s and skips it in between. "
+        "'ran on' counts calls that reached each replica's function, the untimed warm-up call "
+        "included."
     )
     return "\n".join(lines)
 

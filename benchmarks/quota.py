@@ -150,7 +150,7 @@ class _EveryCallItsOwnJob(CallReuse):
         super().__init__(None)
         self._numbers = itertools.count()
 
-    def stream(  # type: ignore[override]
+    def stream(
         self, key: str, start: Callable[[], AsyncGenerator[Any, None]], result_type: type[Any]
     ) -> AsyncGenerator[Any, None]:
         return super().stream(f"{key}#{next(self._numbers)}", start, result_type)

@@ -12,6 +12,7 @@ from .errors import (
     AppError,
     GPUUnavailableError,
     HistoryTrimmedWarning,
+    ImageNotDownscaledWarning,
     ImagesDroppedWarning,
     InvalidInputError,
     JanusConnectionError,
@@ -19,6 +20,7 @@ from .errors import (
     JanusTimeoutError,
     JanusWarning,
     MissingImageError,
+    PromptTooLongError,
     ProtocolError,
     QueueFullError,
     QuotaExceededError,
@@ -39,6 +41,7 @@ from .events import (
     TextDelta,
     UnderstandingResult,
 )
+from .hub import HubError, SpaceStatus, aspace_status, duplicate_space, space_status
 from .media import ImageData, ImageInput, load_image
 from .options import (
     DEFAULT_SPACE,
@@ -47,6 +50,7 @@ from .options import (
     SpaceOptions,
     Timeouts,
 )
+from .pool import JanusPool
 from .prompt import (
     DEFAULT_TOKEN_BUDGET,
     Message,
@@ -54,7 +58,8 @@ from .prompt import (
     estimate_conversation_tokens,
     flatten_conversation,
 )
-from .runtime import ClientPerLoop, LoopBound, LoopThread
+from .reuse import MemoryCache, ResultCache, SQLiteCache
+from .runtime import BackendHandle, ClientPerLoop, LoopBound, LoopThread
 from .tokens import estimate_tokens
 
 __version__ = "0.1.0"
@@ -67,6 +72,7 @@ __all__ = [
     "UNDERSTANDING_DEFAULTS",
     "AccessDeniedError",
     "AppError",
+    "BackendHandle",
     "Capabilities",
     "ClientPerLoop",
     "Failover",
@@ -75,31 +81,39 @@ __all__ = [
     "GenerationResult",
     "Heartbeat",
     "HistoryTrimmedWarning",
+    "HubError",
     "ImageData",
     "ImageInput",
+    "ImageNotDownscaledWarning",
     "ImagesDroppedWarning",
     "InvalidInputError",
     "JanusBackend",
     "JanusClient",
     "JanusConnectionError",
     "JanusError",
+    "JanusPool",
     "JanusTimeoutError",
     "JanusWarning",
     "Log",
     "LoopBound",
     "LoopThread",
+    "MemoryCache",
     "Message",
     "MissingImageError",
     "PreparedPrompt",
     "Progress",
+    "PromptTooLongError",
     "ProtocolError",
     "QueueFullError",
     "Queued",
     "QuotaExceededError",
     "RateLimitedError",
+    "ResultCache",
     "ResultUnavailableError",
+    "SQLiteCache",
     "Secret",
     "SpaceOptions",
+    "SpaceStatus",
     "SpaceUnavailableError",
     "Started",
     "StatusEvent",
@@ -107,8 +121,11 @@ __all__ = [
     "Timeouts",
     "UnderstandingResult",
     "__version__",
+    "aspace_status",
+    "duplicate_space",
     "estimate_conversation_tokens",
     "estimate_tokens",
     "flatten_conversation",
     "load_image",
+    "space_status",
 ]

@@ -12,7 +12,7 @@ loop (HTTP sessions, queues) per loop and releases it when that loop ends.
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -30,9 +30,9 @@ __all__ = [
     "warn_fixed_answer_length",
 ]
 
-UnderstandingStream = AsyncIterator[StatusEvent | TextDelta | UnderstandingResult]
+UnderstandingStream = AsyncGenerator[StatusEvent | TextDelta | UnderstandingResult, None]
 """Status events (and, where ``token_streaming``, ``TextDelta``s), then one result."""
-GenerationStream = AsyncIterator[StatusEvent | GenerationResult]
+GenerationStream = AsyncGenerator[StatusEvent | GenerationResult, None]
 """Status events, then one ``GenerationResult``."""
 
 

@@ -20,6 +20,7 @@ from .connection import SpaceConnection
 from .errors import (
     InvalidInputError,
     JanusError,
+    PromptTooLongError,
     ProtocolError,
     QuotaExceededError,
     error_from_app_message,
@@ -127,7 +128,7 @@ class JanusClient:
 
     def __repr__(self) -> str:
         target = f"base_url={self.base_url!r}" if self.base_url else f"space={self.space!r}"
-        return f"JanusClient({target}, token={'set' if self._connection.token else 'none'})"
+        return f"JanusClient({target}, token={self._connection.token_state})"
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -162,10 +163,7 @@ class JanusClient:
             )
         else:
             image = load_image(source)
-        side = self.options.max_image_side
-        if side is None and image.mime_type in ("image/png", "image/jpeg"):
-            return image
-        return await asyncio.to_thread(prepare_for_upload, image, side)
+        return await asyncio.to_thread(prepare_for_upload, image, self.options.max_image_side)
 
     async def _image_value(self, image: ImageData) -> dict[str, Any]:
         """The image input of a join: inline as a data URL, or uploaded first."""
@@ -313,7 +311,7 @@ class JanusClient:
         stops = check_stop(stop)
         warn_fixed_answer_length(max_new_tokens, SPACE_CAPABILITIES)
         if _prompt is None and estimate_tokens(question) > DEFAULT_TOKEN_BUDGET:
-            raise InvalidInputError(
+            raise PromptTooLongError(
                 f"the question needs about {estimate_tokens(question)} tokens, more than the "
                 f"{DEFAULT_TOKEN_BUDGET} Janus-Pro has room for"
             )
@@ -402,6 +400,7 @@ class JanusClient:
         stop: Sequence[str] = (),
     ) -> AsyncGenerator[StatusEvent | UnderstandingResult, None]:
         """Flatten a conversation to one question and image, streamed like ``stream_understand``."""
+        warn_fixed_answer_length(max_new_tokens, SPACE_CAPABILITIES)
         prompt = self.prepare_conversation(messages)
         events = self.stream_understand(
             prompt.question,
@@ -409,7 +408,6 @@ class JanusClient:
             seed=seed,
             top_p=top_p,
             temperature=temperature,
-            max_new_tokens=max_new_tokens,
             stop=stop,
             _prompt=prompt,
         )

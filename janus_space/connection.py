@@ -66,12 +66,12 @@ class SpaceConnection:
         self.url = options.base_url or space_host_url(options.space)
         self.space = options.space
         self.public_space = options.base_url is None  # the Hub knows it: ZeroGPU, stage apply
-        self.token: Secret | None = options.hf_token
         custom_ok = options.allow_token_to_custom_host
         self._token_to_space = is_hf_host(self.url) or custom_ok
         self._hub = options.hub_url
         self._token_to_hub = is_hf_host(self._hub) or custom_ok
-        self._use_zerogpu = self.token is not None and self.public_space and self._token_to_hub
+        self._token_pending = options.hf_token is None and options.discover_token
+        self._set_token(options.hf_token)
         self.retry = RetryPolicy(options.max_retries)
         self._loops: LoopBound[LoopState] = LoopBound(self._new_state, _close_state)
         self.config: SpaceConfig | None = None
@@ -188,6 +188,27 @@ class SpaceConnection:
 
     # -- credentials ---------------------------------------------------------------------
 
+    def _set_token(self, token: Secret | None) -> None:
+        self.token = token
+        self._use_zerogpu = token is not None and self.public_space and self._token_to_hub
+
+    async def find_token(self) -> None:
+        """Find the implicit HF token once, off the event loop (huggingface_hub imports slowly)."""
+        if self._token_pending:
+            from .hub import discover_token  # here: hub imports huggingface_hub lazily
+
+            token = await asyncio.to_thread(discover_token)
+            if self._token_pending:
+                self._token_pending = False
+                self._set_token(token)
+
+    @property
+    def token_state(self) -> str:
+        """'set', 'none', or 'implicit' (not looked for yet); never the token itself."""
+        if self._token_pending:
+            return "implicit"
+        return "set" if self.token is not None else "none"
+
     async def headers(self) -> dict[str, str]:
         """Headers for a request to the Space's own host."""
         headers = dict(self.options.extra_headers)
@@ -232,6 +253,7 @@ class SpaceConnection:
         if self.config is not None and state.queue is not None:
             return self.config, state.queue
         async with state.lock:
+            await self.find_token()
             if self.config is None:
                 global _warned_anonymous
                 if self.token is None and self.public_space and not _warned_anonymous:

@@ -22,6 +22,7 @@ __all__ = [
     "JanusTimeoutError",
     "JanusWarning",
     "MissingImageError",
+    "PromptTooLongError",
     "ProtocolError",
     "QueueFullError",
     "QuotaExceededError",
@@ -40,6 +41,10 @@ class JanusError(Exception):
 
 class InvalidInputError(JanusError, ValueError):
     """The caller's input cannot be sent to the Space (raised before any request)."""
+
+
+class PromptTooLongError(InvalidInputError):
+    """The prompt cannot fit the model's context budget, even with older history dropped."""
 
 
 class SpaceUnavailableError(JanusError):

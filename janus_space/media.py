@@ -171,6 +171,8 @@ def _from_pil(image: Any) -> ImageData:
         picture = _displayable(_upright(image), from_png=getattr(image, "format", None) == "PNG")
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
+    except InvalidInputError:
+        raise
     except (OSError, ValueError) as exc:  # a closed image, an unreadable lazy file, …
         raise InvalidInputError(f"the PIL image cannot be read: {exc}") from None
     return ImageData(buffer.getvalue(), "image/png", "image.png")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from .auth import Secret, resolve_hf_token
+from .auth import Secret
 from .errors import InvalidInputError
 from .params import MAX_SEED, check_range
 
@@ -110,6 +110,8 @@ class SpaceOptions:
     space: str = DEFAULT_SPACE
     base_url: str | None = None
     hf_token: Secret | None = field(default=None, repr=False)
+    discover_token: bool = True
+    """With no ``hf_token``: use the token Hugging Face tools find (found on the first call)."""
     allow_token_to_custom_host: bool = False
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_retries: int = 2
@@ -170,8 +172,8 @@ class SpaceOptions:
     ) -> SpaceOptions:
         """Options from flat keyword settings (``timeout=`` etc.), with the environment's defaults.
 
-        The token comes from ``hf_token`` or Hugging Face's own discovery (``HF_TOKEN``, the
-        ``hf auth login`` file); ``base_url`` defaults to ``JANUS_BASE_URL`` when set.
+        The token comes from ``hf_token`` or, on the first call, Hugging Face's own discovery
+        (``HF_TOKEN``, the ``hf auth login`` file); ``base_url`` defaults to ``JANUS_BASE_URL``.
         """
         if hf_token is not None and not isinstance(hf_token, (str, Secret)):
             raise InvalidInputError("hf_token must be a string")
@@ -192,7 +194,12 @@ class SpaceOptions:
             settings.pop("timeouts", None) or Timeouts(),
             **{k: v for k, v in given.items() if v is not None},
         )
-        return cls(space=space, hf_token=resolve_hf_token(hf_token), timeouts=timeouts, **settings)
+        token = hf_token if isinstance(hf_token, Secret) or hf_token is None else Secret(hf_token)
+        if token is not None and not token.get().strip():
+            token = None
+        elif token is not None:
+            token = Secret(token.get().strip())
+        return cls(space=space, hf_token=token, timeouts=timeouts, **settings)
 
     @property
     def endpoint(self) -> str:

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .backend import Capabilities
+from .backend import Capabilities, check_num_images
 from .client import JanusClient
 from .errors import (
     AppError,
@@ -35,7 +35,8 @@ from .events import (
     UnderstandingResult,
 )
 from .media import ImageInput
-from .options import GENERATION_DEFAULTS, UNDERSTANDING_DEFAULTS, SpaceOptions
+from .options import GENERATION_DEFAULTS, GUIDANCE_RANGE, UNDERSTANDING_DEFAULTS, SpaceOptions
+from .params import check_range, check_seed, check_stop, check_text, check_unit
 from .prompt import Message
 from .routing import (
     BROKEN_STAGES,
@@ -241,12 +242,8 @@ class JanusPool:
                 chosen = min(free, key=lambda e: (e.in_flight, e.order))
                 chosen.in_flight += 1
                 return chosen
-            expiries = [
-                until - now
-                for e in self._endpoints
-                if e.name not in tried and (skip := self._skipped(e, now)) is not None
-                for until in (skip[0],)
-            ]
+            skips = [self._skipped(e, now) for e in self._endpoints if e.name not in tried]
+            expiries = [skip[0] - now for skip in skips if skip is not None]
             changed = loop_state.changed
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(expiries) if expiries else None)
@@ -447,6 +444,7 @@ class JanusPool:
     ) -> AsyncGenerator[StatusEvent | TextDelta | UnderstandingResult, None]:
         """Ask about an image on the best endpoint; status events (``Failover`` too), then
         the ``UnderstandingResult``."""
+        _check_answer(question, seed, top_p, temperature, max_new_tokens, stop)
 
         def start(client: JanusClient) -> AsyncGenerator[Any, None]:
             return client.stream_understand(
@@ -500,6 +498,8 @@ class JanusPool:
         stop: Sequence[str] = (),
     ) -> AsyncGenerator[StatusEvent | TextDelta | UnderstandingResult, None]:
         """Answer the last user message of a conversation, streamed like ``stream_understand``."""
+        _check_messages(messages)
+        _check_answer(None, seed, top_p, temperature, max_new_tokens, stop)
 
         def start(client: JanusClient) -> AsyncGenerator[Any, None]:
             return client.stream_chat(
@@ -551,6 +551,11 @@ class JanusPool:
         num_images: int | None = None,
     ) -> AsyncGenerator[StatusEvent | GenerationResult, None]:
         """Draw images on the best endpoint; status events, then the ``GenerationResult``."""
+        check_text(prompt, "prompt")
+        check_seed(seed)
+        check_range(guidance, "guidance", *GUIDANCE_RANGE)
+        check_unit(temperature, "temperature")
+        check_num_images(num_images, self._capabilities)
 
         def start(client: JanusClient) -> AsyncGenerator[Any, None]:
             return client.stream_generate(
@@ -661,6 +666,45 @@ def _check_hardware(hardware: Mapping[str, str] | None, names: list[str]) -> dic
             )
         declared[name] = kind.strip()
     return declared
+
+
+# --- input checks: bad input fails before a call waits for, or is refused by, any endpoint ----
+
+
+def _check_answer(
+    question: str | None,
+    seed: int,
+    top_p: float,
+    temperature: float,
+    max_new_tokens: int | None,
+    stop: Sequence[str],
+) -> None:
+    if question is not None:
+        check_text(question, "question")
+    check_seed(seed)
+    check_unit(top_p, "top_p")
+    check_unit(temperature, "temperature")
+    check_stop(stop)
+    if max_new_tokens is not None and (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
+        raise InvalidInputError(
+            "max_new_tokens must be a positive integer, not " + repr(max_new_tokens)
+        )
+
+
+def _check_messages(messages: Sequence[Message]) -> None:
+    if isinstance(messages, (str, Message)) or not isinstance(messages, Sequence):
+        raise InvalidInputError("messages must be a sequence of Message")
+    if not messages:
+        raise InvalidInputError("the conversation is empty: give at least one user message")
+    for position, message in enumerate(messages):
+        if not isinstance(message, Message):
+            raise InvalidInputError(
+                f"messages[{position}] is a {type(message).__name__}, not a janus_space.Message"
+            )
 
 
 # --- small helpers -------------------------------------------------------------------------

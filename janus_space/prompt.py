@@ -26,7 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import HistoryTrimmedWarning, ImagesDroppedWarning, InvalidInputError
+from .errors import (
+    HistoryTrimmedWarning,
+    ImagesDroppedWarning,
+    InvalidInputError,
+    PromptTooLongError,
+)
 from .tokens import (
     ANSWER_TOKENS,
     CONTEXT_TOKENS,
@@ -200,7 +205,7 @@ def flatten_conversation(
     text = _render(system, history, question)
     tokens = estimate_tokens(text)
     if tokens > token_budget:
-        raise InvalidInputError(
+        raise PromptTooLongError(
             f"the question (with system messages) needs about {tokens} tokens, more than the "
             f"{token_budget} Janus-Pro has room for; shorten the last message or the system prompt"
         )

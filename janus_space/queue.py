@@ -86,7 +86,8 @@ class _Session:
         self.join_done = asyncio.Event()
         self.failure: JanusError | None = None  # the stream failed before the join answered
         self.reader: asyncio.Task[None] | None = None
-        self.watched = False  # a stream is open and the server has sent on it: a cut is seen
+        self.watched = False  # a stream is open and the server answered it: a cut is seen
+        self.covered = False  # the server ended a stream asked for after the job was queued
         self.clean_end = False  # the last stream ended with close_stream and no job left
         self.retired = False
         self.early: list[tuple[str, WireEvent]] = []  # events that ran ahead of the join
@@ -165,6 +166,7 @@ class QueueSession:
         session.join_done.clear()
         session.early.clear()
         session.seen.clear()
+        session.covered = False
         self._live.add(session)
         self._joining += 1
         payload = {
@@ -276,15 +278,17 @@ class QueueSession:
         """Disconnect the session's stream so the server drops its queued job; retire it."""
         session.retired = True
         self._live.discard(session)
-        watched = session.watched
+        seen_by_server = session.watched or session.covered
         reader = session.reader
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
             await asyncio.wait({reader})
-        if watched:
-            return  # the server was sending on that stream: it has seen it go
-        # No stream the server is writing to (none open yet, or between two): open one and leave
-        # it once the server speaks, so its disconnect handler runs.
+        if seen_by_server:
+            # Gradio ends a stream it answered only at close_stream (nothing pending) or on a
+            # disconnect, which drops the session's queued jobs: nothing is left in the queue.
+            return
+        # The server never answered a stream of this job (none opened yet, or refused): open one
+        # and leave it once the server speaks, so its disconnect handler drops the job.
         with contextlib.suppress(JanusError, OSError, RuntimeError, ValueError):
             headers = dict(await self._headers())
             headers["Accept"] = "text/event-stream"
@@ -482,6 +486,7 @@ class QueueSession:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self._idle_timeout)
         decoder = SSEDecoder(self._max_event_bytes)
         news = False
+        after_join = session.job is not None  # asked for once the Space has queued the job
         try:
             async with open_response(
                 self._http,
@@ -508,12 +513,14 @@ class QueueSession:
                                 raise ProtocolError("the event stream sent a non-object message")
                             verdict = self._route(session, message)
                             if isinstance(verdict, str):
+                                session.covered |= verdict == "closed" and after_join
                                 return verdict, news
                             news = news or verdict
                 except ValueError as exc:  # from the decoder: an oversized line or event
                     raise ProtocolError(f"the event stream is malformed: {exc}") from None
         finally:
             session.watched = False
+        session.covered |= after_join  # the server ended it: it is done with the session's queue
         return "ended", news
 
 

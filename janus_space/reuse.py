@@ -251,12 +251,13 @@ class MemoryCache:
     def __init__(self, max_entries: int = 256) -> None:
         self.max_entries = cast(int, _check_max_entries(max_entries, optional=False))
         self._entries: OrderedDict[str, CachedResult] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"MemoryCache(max_entries={self.max_entries}, entries={len(self)})"
 
     def __len__(self) -> int:
+        """How many results are stored."""
         with self._lock:
             return len(self._entries)
 
@@ -373,6 +374,7 @@ class SQLiteCache:
         await asyncio.to_thread(self._put, key, value)
 
     def __len__(self) -> int:
+        """How many results the file holds (reads the file: not for a running event loop)."""
         with self._connect() as connection:
             return int(connection.execute(f"SELECT COUNT(*) FROM {self.TABLE}").fetchone()[0])
 

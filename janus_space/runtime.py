@@ -16,9 +16,16 @@ import queue as thread_queue
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-__all__ = ["ClientPerLoop", "LoopBound", "LoopThread", "on_sync_runner", "sync_runner"]
+__all__ = [
+    "BackendHandle",
+    "ClientPerLoop",
+    "LoopBound",
+    "LoopThread",
+    "on_sync_runner",
+    "sync_runner",
+]
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -28,12 +35,13 @@ _DONE = object()
 class _Entry(Generic[T]):
     """One loop's resource and the suspended guard generator that releases it."""
 
-    __slots__ = ("guard", "loop", "value")
+    __slots__ = ("guard", "loop", "release", "value")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, value: T) -> None:
         self.loop = loop
         self.value = value
         self.guard: AsyncGenerator[None, None] | None = None
+        self.release: asyncio.Future[None] | None = None  # the one release, shared by callers
 
 
 class LoopBound(Generic[T]):
@@ -79,9 +87,8 @@ class LoopBound(Generic[T]):
             if entry is None or entry.loop is not loop:
                 return
             del self._entries[id(loop)]
-        guard, entry.guard = entry.guard, None
-        if guard is not None:
-            await guard.aclose()  # runs the release once, in the guard's finally
+        entry.guard = None  # the loop finishes the guard when it is collected: a no-op then
+        await self._release_once(entry)
 
     def release_all(self) -> None:
         """Release every loop's resource: the running loop's by the caller, others scheduled.
@@ -98,10 +105,10 @@ class LoopBound(Generic[T]):
             for entry in entries:
                 del self._entries[id(entry.loop)]
         for entry in entries:
-            guard, entry.guard = entry.guard, None
-            if guard is not None and entry.loop.is_running():
+            entry.guard = None
+            if entry.loop.is_running():
                 with contextlib.suppress(RuntimeError):
-                    asyncio.run_coroutine_threadsafe(guard.aclose(), entry.loop)
+                    asyncio.run_coroutine_threadsafe(self._release_once(entry), entry.loop)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -118,7 +125,13 @@ class LoopBound(Generic[T]):
                 if self._entries.get(id(entry.loop)) is entry:
                     del self._entries[id(entry.loop)]
             entry.guard = None
-            await self._release(entry.value)
+            await self._release_once(entry)
+
+    async def _release_once(self, entry: _Entry[T]) -> None:
+        """Release an entry's resource exactly once, however many ways its end arrives."""
+        if entry.release is None:
+            entry.release = asyncio.ensure_future(self._release(entry.value))
+        await asyncio.shield(entry.release)
 
 
 class LoopThread:
@@ -263,6 +276,88 @@ def sync_runner() -> LoopThread:
 def on_sync_runner() -> bool:
     """True on a LoopThread's own thread, which must never wait for itself."""
     return any(t._thread is threading.current_thread() for t in list(_LIVE_THREADS))
+
+
+class BackendHandle:
+    """The backend one adapter object uses, and the sync bridge to it; shared by both adapters.
+
+    A backend given by the user is used as it is and never closed here. Otherwise one is built
+    on first use from the object's settings and built again when the settings change (also in
+    a copy whose private state was copied by reference). Sync calls run on the process's loop
+    thread. Copies and unpickled objects get a fresh handle (see the adapters).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._backend: Any = None
+        self._key: Any = None
+
+    def bind(self, owner: object) -> None:
+        """Close what this handle built when ``owner`` is garbage-collected.
+
+        Not at interpreter exit: the loop thread's shutdown releases every session then.
+        """
+        weakref.finalize(owner, self.close_soon).atexit = False
+
+    def get(self, key: Any, build: Callable[[], T]) -> T:
+        """The backend built for ``key`` (any value compared with ``==``), made when needed."""
+        with self._lock:
+            stale = self._backend
+            if stale is not None and self._key == key and not getattr(stale, "closed", False):
+                return cast(T, stale)
+            self._backend, self._key = build(), key
+            backend = self._backend
+        if stale is not None and not getattr(stale, "closed", False):
+            _close_soon(stale)
+        return cast(T, backend)
+
+    @property
+    def built(self) -> Any:
+        """The backend built so far, or None."""
+        return self._backend
+
+    async def aclose(self) -> None:
+        """Close the built backend (this loop's resources now, the others' as they can be)."""
+        with self._lock:
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            await backend.aclose()
+
+    def close(self) -> None:
+        """Sync ``aclose``, run on the loop thread (not from that thread: see ``close_soon``)."""
+        if on_sync_runner():
+            self.close_soon()
+            return
+        with self._lock:
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            sync_runner().run(backend.aclose())
+
+    def close_soon(self) -> None:
+        """Schedule closing without waiting (for finalizers, which may run on any thread)."""
+        with self._lock:
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            _close_soon(backend)
+
+    @staticmethod
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine from sync code on the process's loop thread."""
+        return sync_runner().run(coro)
+
+    @staticmethod
+    def iterate(iterable: AsyncIterable[T]) -> Iterator[T]:
+        """Iterate an async stream from sync code on the process's loop thread."""
+        return sync_runner().iterate(iterable)
+
+
+def _close_soon(backend: Any) -> None:
+    """Close a replaced or abandoned backend on the loop thread, without waiting for it."""
+    runner = _SYNC_RUNNER
+    if runner is None or runner._loop is None or not runner._loop.is_running():
+        return  # it never ran sync calls; its loops' resources are released as they end
+    with contextlib.suppress(RuntimeError):
+        asyncio.run_coroutine_threadsafe(backend.aclose(), runner._loop)
 
 
 @atexit.register

@@ -1,95 +1,50 @@
-"""Connection settings shared by ChatJanus and JanusImageGenerator, and the clients they own.
+"""Where Janus runs and how to reach it: the settings ChatJanus and the tools share.
 
-Each object owns one ``janus_space.ClientPerLoop`` (so ``abatch`` and concurrent calls on one
-event loop share one client and its session) and, for sync calls, one ``LoopThread`` whose
-loop gets its own client. Nothing connects until the first call. ``aclose()``/``close()``
-release both; a finalizer closes the loop thread's client if an object is dropped unclosed.
+Each object holds one ``janus_space.BackendHandle``: the backend the user passed
+(``backend=``), or one built on first use from these settings — a ``JanusClient`` for one
+Space, a ``JanusPool`` for ``endpoints=[...]`` — and rebuilt when the settings change. The
+core keeps one HTTP session per event loop and releases it when the loop ends; sync calls run
+on the core's loop thread. Nothing connects until the first call.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
-import threading
-import weakref
+import hashlib
 from typing import Any
 
 from langchain_core.utils import secret_from_env
-from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 from typing_extensions import Self
 
-from janus_space import DEFAULT_SPACE, ClientPerLoop, JanusClient, LoopThread, Secret
+from janus_space import DEFAULT_SPACE, BackendHandle, JanusBackend, JanusClient
+from janus_space.runtime import on_sync_runner
 
-__all__ = ["ClientRuntime", "SpaceSettings", "on_loop_thread"]
-
-_THREAD_NAME = "langchain-janus-loop"
-_RUNTIME_LOCK = threading.Lock()  # guards the lazy creation of each object's runtime
-
-
-class ClientRuntime:
-    """The clients of one model or tool: one per event loop, plus a loop thread for sync calls."""
-
-    def __init__(self, options: dict[str, Any]) -> None:
-        self._options = options
-        self.pool: ClientPerLoop[JanusClient] = ClientPerLoop(self._new_client)
-        self._thread: LoopThread | None = None
-        self._lock = threading.Lock()
-
-    def _new_client(self) -> JanusClient:
-        return JanusClient(**self._options)
-
-    @property
-    def loop_thread(self) -> LoopThread:
-        """The background loop that sync calls (``invoke``, ``stream``, ``batch``) run on."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = LoopThread(name=_THREAD_NAME)
-            return self._thread
-
-    def close_thread(self) -> None:
-        """Close the loop thread's client and stop the thread (blocking; not on that thread)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            thread.run(self.pool.aclose_current())
-        thread.close()
-
-    def close_other_loops(self) -> None:
-        """Ask clients living on other, still running loops to close (without waiting)."""
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, client in self.pool.clients():
-            if loop is not current and loop.is_running() and not client.closed:
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+__all__ = ["SpaceSettings", "on_loop_thread"]
 
 
 def on_loop_thread() -> bool:
-    """True on one of this package's loop threads, which must never wait for themselves."""
-    return threading.current_thread().name == _THREAD_NAME
-
-
-def _finalize(runtime: ClientRuntime) -> None:
-    """Finalizer: close the loop thread's client from a helper thread.
-
-    The garbage collector may run this on a loop thread, which must not wait for itself, so
-    the helper is only joined from other threads.
-    """
-    if runtime._thread is None:
-        return
-    worker = threading.Thread(target=runtime.close_thread, daemon=True)
-    worker.start()
-    if not on_loop_thread():
-        worker.join(timeout=5)
+    """True on the core's loop thread, which must never wait for itself."""
+    return on_sync_runner()
 
 
 class SpaceSettings(BaseModel):
-    """Where the Space is and how to reach it; the client options LangChain users set."""
+    """Where Janus runs (a Space, a pool of endpoints, or any backend) and how to reach it."""
 
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    backend: JanusBackend | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="Any janus_space backend (JanusClient, JanusPool, LocalJanus); when set, "
+        "the connection settings below are not used. It is not closed by close().",
+    )
+    endpoints: list[str] | None = Field(
+        default=None,
+        description="Several Space ids or base URLs served as one pool (janus_space.JanusPool), "
+        "in order of preference.",
+    )
     space: str = Field(
         default=DEFAULT_SPACE,
         description="Hugging Face Space id (owner/name); ignored when base_url is set.",
@@ -97,13 +52,13 @@ class SpaceSettings(BaseModel):
     base_url: str | None = Field(
         default=None,
         description="URL of a self-hosted copy of the Space (e.g. a local replica); "
-        "overrides `space`.",
+        "overrides `space`. Default: the JANUS_BASE_URL environment variable.",
     )
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env("HF_TOKEN", default=None),
         validation_alias=AliasChoices("api_key", "hf_token"),
-        description="Hugging Face token (default: the HF_TOKEN environment variable); sent "
-        "only to Hugging Face hosts unless allow_token_to_custom_host is set.",
+        description="Hugging Face token (default: HF_TOKEN, else the `hf auth login` token); "
+        "sent only to Hugging Face hosts unless allow_token_to_custom_host is set.",
     )
     allow_token_to_custom_host: bool = Field(
         default=False, description="Also send the token to a custom base_url."
@@ -116,6 +71,10 @@ class SpaceSettings(BaseModel):
     max_retries: int = Field(
         default=2, ge=0, description="Retries of transient failures (429, 5xx, no GPU)."
     )
+    proxy: str | None = Field(
+        default=None,
+        description="HTTP(S) proxy URL; HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured anyway.",
+    )
     default_headers: dict[str, str] | None = Field(
         default=None,
         repr=False,
@@ -123,73 +82,91 @@ class SpaceSettings(BaseModel):
         description="Extra request headers, e.g. {'x-ip-token': ...}; kept out of repr and dumps.",
     )
 
-    _runtime: ClientRuntime | None = PrivateAttr(default=None)
+    _handle: BackendHandle = PrivateAttr(default_factory=BackendHandle)
 
-    def _client_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``JanusClient``; subclasses add their own."""
-        options: dict[str, Any] = {
-            "space": self.space,
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        self._handle.bind(self)
+
+    def _space_settings(self) -> dict[str, Any]:
+        """Keyword settings of the core's Space client; subclasses add their own."""
+        settings: dict[str, Any] = {
             "base_url": self.base_url,
-            "hf_token": Secret(self.api_key.get_secret_value()) if self.api_key else None,
+            "hf_token": self.api_key.get_secret_value() if self.api_key else None,
             "allow_token_to_custom_host": self.allow_token_to_custom_host,
             "max_retries": self.max_retries,
             "extra_headers": self.default_headers,
+            "proxy": self.proxy,
         }
         if self.timeout is not None:
-            options["timeout"] = self.timeout
-        return options
+            settings["timeout"] = self.timeout
+        return settings
+
+    def _backend_key(self) -> tuple[Any, ...]:
+        """What the built backend depends on: a copy or an edit that changes it rebuilds it."""
+        settings = sorted(self._space_settings().items(), key=str)
+        digest = hashlib.sha256(repr(settings).encode()).hexdigest()  # no second copy of a token
+        return (tuple(self.endpoints or ()), self.space, digest)
+
+    def _build_backend(self) -> JanusBackend:
+        settings = self._space_settings()
+        if self.endpoints:
+            from janus_space.pool import JanusPool
+
+            settings.pop("base_url", None)
+            return JanusPool(self.endpoints, **settings)
+        return JanusClient(self.space, **settings)
 
     @property
-    def _clients(self) -> ClientRuntime:
-        """The runtime, made on first use (creating the object touches no network)."""
-        with _RUNTIME_LOCK:
-            if self._runtime is None:
-                runtime = ClientRuntime(self._client_options())
-                weakref.finalize(self, _finalize, runtime)
-                self._runtime = runtime
-            return self._runtime
+    def janus_backend(self) -> JanusBackend:
+        """The backend calls go to: ``backend`` if given, else one built from the settings."""
+        if self.backend is not None:
+            return self.backend
+        backend: JanusBackend = self._handle.get(self._backend_key(), self._build_backend)
+        return backend
 
     async def aclose(self) -> None:
-        """Close every client this object opened (this loop's, the sync loop thread's)."""
-        runtime = self._runtime
-        if runtime is None:
-            return
-        await runtime.pool.aclose_current()
-        await asyncio.to_thread(runtime.close_thread)
-        runtime.close_other_loops()
+        """Close the backend this object built (a ``backend`` you passed stays open)."""
+        await self._handle.aclose()
 
     def close(self) -> None:
         """Sync ``aclose``: for scripts and notebooks; in async code prefer ``await aclose()``."""
-        runtime = self._runtime
-        if runtime is None:
-            return
-        runtime.close_thread()
-        runtime.close_other_loops()
+        self._handle.close()
 
-    # Copies and unpickled objects get their own clients (made on first use): sessions, loop
-    # threads and the token inside them are never shared or serialised.
+    # Copies and unpickled objects get their own handle (a backend built on first use): sessions,
+    # loop threads and the token inside them are never shared or serialised.
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        object.__setattr__(copied, "__pydantic_private__", {"_handle": BackendHandle()})
+        copied._handle.bind(copied)
+        return copied
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         memo = {} if memo is None else memo
         cls = type(self)
         copied = cls.__new__(cls)
         memo[id(self)] = copied
-        private = {
-            key: None if key == "_runtime" else copy.deepcopy(value, memo)
-            for key, value in (self.__pydantic_private__ or {}).items()
-        }
-        object.__setattr__(copied, "__dict__", copy.deepcopy(self.__dict__, memo))
+        state = {k: v for k, v in self.__dict__.items() if k != "backend"}
+        object.__setattr__(
+            copied, "__dict__", {**copy.deepcopy(state, memo), "backend": self.backend}
+        )
         object.__setattr__(copied, "__pydantic_extra__", copy.deepcopy(self.__pydantic_extra__))
         object.__setattr__(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
-        object.__setattr__(copied, "__pydantic_private__", private)
+        object.__setattr__(copied, "__pydantic_private__", {"_handle": BackendHandle()})
+        copied._handle.bind(copied)
         return copied
 
     def __getstate__(self) -> dict[Any, Any]:
+        if self.backend is not None:
+            raise TypeError("an object with backend= cannot be pickled; pass settings instead")
         state = super().__getstate__()
-        private = state.get("__pydantic_private__")
-        if private:
-            state["__pydantic_private__"] = {**private, "_runtime": None}
+        state["__pydantic_private__"] = None
         return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__({**state, "__pydantic_private__": {"_handle": BackendHandle()}})
+        self._handle.bind(self)
 
     async def __aenter__(self) -> Self:
         return self

@@ -28,16 +28,20 @@ from typing_extensions import Self, override
 from janus_space import (
     GenerationResult,
     InvalidInputError,
+    JanusError,
     JanusWarning,
     Message,
     ProtocolError,
     StatusEvent,
+    TextDelta,
     UnderstandingResult,
     estimate_conversation_tokens,
     estimate_tokens,
 )
+from janus_space.client import SPACE_CAPABILITIES
 from janus_space.tokens import ANSWER_TOKENS, DEFAULT_TOKEN_BUDGET
 
+from ._errors import as_langchain_error
 from ._events import (
     PinnedRun,
     adispatch_status,
@@ -75,17 +79,6 @@ class _Call:
         return self.model == GENERATION_MODEL
 
 
-def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """The answer up to the first stop sequence (the Space has no stop parameter)."""
-    cut = len(text)
-    for sequence in stop:
-        if sequence:
-            found = text.find(sequence)
-            if found != -1:
-                cut = min(cut, found)
-    return text[:cut]
-
-
 def _answer(
     result: UnderstandingResult | GenerationResult, call: _Call, *, indexed: bool
 ) -> tuple[str | list[str | dict[str, Any]], dict[str, Any]]:
@@ -107,8 +100,10 @@ def _answer(
         if result.prompt is not None:
             metadata["trimmed_messages"] = result.prompt.trimmed_messages
             metadata["dropped_images"] = result.prompt.dropped_images
-        return _cut_at_stop(result.text, call.stop), metadata
+        metadata["endpoint"] = result.endpoint
+        return result.text, metadata
     count = len(result.images)
+    metadata["endpoint"] = result.endpoint
     metadata["guidance"] = result.guidance
     metadata["image_count"] = count
     text = f"Generated {count} image{'s' if count != 1 else ''} for the prompt: {call.prompt}"
@@ -203,9 +198,11 @@ class ChatJanus(SpaceSettings, BaseChatModel):
 
     @model_validator(mode="after")
     def _warn_max_tokens(self) -> Self:
-        if self.max_tokens is not None:
+        if self.max_tokens is not None and self.backend is None:
+            caps = SPACE_CAPABILITIES  # a built backend is a Space client or a pool of them
             warnings.warn(
-                "ChatJanus ignores max_tokens: the Janus Space always allows up to 512 new tokens",
+                f"ChatJanus ignores max_tokens on the Space: it always allows up to "
+                f"{caps.max_new_tokens} new tokens (a local backend honours it)",
                 JanusWarning,
                 stacklevel=2,
             )
@@ -296,9 +293,9 @@ class ChatJanus(SpaceSettings, BaseChatModel):
             return 0
         return estimate_conversation_tokens(to_janus_messages(messages), self.get_num_tokens)
 
-    def _client_options(self) -> dict[str, Any]:
+    def _space_settings(self) -> dict[str, Any]:
         return {
-            **super()._client_options(),
+            **super()._space_settings(),
             "text_only": self.text_only,
             "extra_images": self.extra_images,
         }
@@ -318,12 +315,6 @@ class ChatJanus(SpaceSettings, BaseChatModel):
         model = kwargs.get("model") or self.model
         if model not in _MODELS:
             raise InvalidInputError(f"model must be one of {_MODELS}, not {model!r}")
-        if kwargs.get("max_tokens") is not None:
-            warnings.warn(
-                "ChatJanus ignores max_tokens: the Janus Space always allows up to 512 new tokens",
-                JanusWarning,
-                stacklevel=3,
-            )
         # A call argument for the other model is an error; a model setting for the other model
         # is simply not used (one ChatJanus may serve both models through per-call overrides).
         params: dict[str, Any] = {}
@@ -338,27 +329,53 @@ class ChatJanus(SpaceSettings, BaseChatModel):
         stops = tuple(stop if stop is not None else (self.stop or ()))
         if model == GENERATION_MODEL:
             return _Call(model, prompt=generation_prompt(messages), params=params)
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["max_new_tokens"] = max_tokens  # the backend says if it cannot honour it
+        params["stop"] = stops
         return _Call(model, messages=to_janus_messages(messages), params=params, stop=stops)
 
     async def _aevents(self, call: _Call) -> AsyncIterator[StatusEvent | ChatGenerationChunk]:
-        """Run one call on this loop's client: its status events, then one answer chunk."""
-        client = self._clients.pool.get()
+        """Run one call on the backend: status events, answer chunks, then the last chunk.
+
+        Backends that stream tokens give one chunk per ``TextDelta``; the last chunk carries
+        the metadata (and, for the Space, the whole answer). Core errors are re-raised as
+        errors that are also LangChain's provider-neutral ones.
+        """
+        backend = self.janus_backend
         if call.generates:
-            stream: Any = client.stream_generate(call.prompt, **call.params)
+            stream: Any = backend.stream_generate(call.prompt, **call.params)
         else:
-            stream = client.stream_chat(call.messages, **call.params)
+            stream = backend.stream_chat(call.messages, **call.params)
+        streamed = False
         try:
             async for item in stream:
-                if isinstance(item, (UnderstandingResult, GenerationResult)):
+                if isinstance(item, TextDelta):
+                    streamed = True
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=item.text))
+                elif isinstance(item, (UnderstandingResult, GenerationResult)):
                     content, metadata = _answer(item, call, indexed=True)
-                    message = AIMessageChunk(
-                        content=content, response_metadata=metadata, chunk_position="last"
+                    last = AIMessageChunk(
+                        content="" if streamed else content,
+                        response_metadata=metadata,
+                        chunk_position="last",
                     )
-                    yield ChatGenerationChunk(message=message)
+                    yield ChatGenerationChunk(message=last)
                 else:
                     yield item
+        except JanusError as exc:
+            raise as_langchain_error(exc) from exc
         finally:
             await stream.aclose()
+
+    async def _agather(self, call: _Call, run_manager: Any) -> ChatResult:
+        answer: ChatGenerationChunk | None = None
+        async for item in self._aevents(call):
+            if isinstance(item, ChatGenerationChunk):
+                answer = item if answer is None else answer + item
+            else:
+                await adispatch_status(status_payload(item, call.model), run_manager)
+        return self._result(answer)
 
     @staticmethod
     def _result(chunk: ChatGenerationChunk | None) -> ChatResult:
@@ -386,14 +403,7 @@ class ChatJanus(SpaceSettings, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._prepare(messages, stop, kwargs)
-        answer: ChatGenerationChunk | None = None
-        async for item in self._aevents(call):
-            if isinstance(item, ChatGenerationChunk):
-                answer = item
-            else:
-                await adispatch_status(status_payload(item, call.model), run_manager)
-        return self._result(answer)
+        return await self._agather(self._prepare(messages, stop, kwargs), run_manager)
 
     @override
     async def _astream(
@@ -422,9 +432,9 @@ class ChatJanus(SpaceSettings, BaseChatModel):
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs)
         answer: ChatGenerationChunk | None = None
-        for item in self._clients.loop_thread.iterate(self._aevents(call)):
+        for item in self._handle.iterate(self._aevents(call)):
             if isinstance(item, ChatGenerationChunk):
-                answer = item
+                answer = item if answer is None else answer + item
             else:
                 dispatch_status(status_payload(item, call.model), run_manager)
         return self._result(answer)
@@ -438,7 +448,7 @@ class ChatJanus(SpaceSettings, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, kwargs)
-        for item in self._clients.loop_thread.iterate(self._aevents(call)):
+        for item in self._handle.iterate(self._aevents(call)):
             if isinstance(item, ChatGenerationChunk):
                 if run_manager is not None:
                     run_manager.on_llm_new_token(item.message.text, chunk=item)
@@ -472,7 +482,8 @@ class ChatJanus(SpaceSettings, BaseChatModel):
                 variable.set(value)
             return await self.abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
 
-        return self._clients.loop_thread.run(run())
+        answers: list[AIMessage] = self._handle.run(run())
+        return answers
 
     # -- the public entry points pin the run so status events belong to it (see _events) ----
 
@@ -577,6 +588,24 @@ class ChatJanus(SpaceSettings, BaseChatModel):
                 yield chunk
         finally:
             await chunks.aclose()
+
+    # -- tool calling: declined with what to do instead --------------------------------------
+
+    @override
+    def bind_tools(
+        self,
+        tools: Sequence[Any],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Refused: Janus-Pro has no tool calling (so no agent can use it as its planner)."""
+        raise NotImplementedError(
+            "Janus-Pro has no tool calling, so ChatJanus cannot plan for an agent (bind_tools, "
+            "create_agent, create_react_agent). Use a tool-calling chat model as the planner and "
+            "give it Janus as tools: langchain_janus.JanusImageQuestion (to look at images) and "
+            "JanusImageGenerator (to draw them); for typed answers use with_structured_output."
+        )
 
     # -- structured output: prompted and validated (Janus-Pro has no function calling) --------
 

@@ -128,7 +128,7 @@ class JanusImageGenerator(SpaceSettings, BaseTool):
 
     async def _generate(self, prompt: str) -> AsyncIterator[StatusEvent | GenerationResult]:
         """The core's event stream for one prompt, on this loop's client."""
-        client = self._clients.pool.get()
+        client = self.janus_backend
         stream = client.stream_generate(prompt, **self._params())
         try:
             async for item in stream:
@@ -151,7 +151,7 @@ class JanusImageGenerator(SpaceSettings, BaseTool):
         self, prompt: str, run_manager: CallbackManagerForToolRun | None = None
     ) -> tuple[str, Artifact]:
         result: GenerationResult | None = None
-        for item in self._clients.loop_thread.iterate(self._generate(prompt)):
+        for item in self._handle.iterate(self._generate(prompt)):
             if isinstance(item, GenerationResult):
                 result = item
             else:
@@ -249,7 +249,7 @@ class JanusImageQuestion(SpaceSettings, BaseTool):
     async def _ask(
         self, picture: Any, question: str
     ) -> AsyncIterator[StatusEvent | UnderstandingResult]:
-        client = self._clients.pool.get()
+        client = self.janus_backend
         stream = client.stream_understand(question, picture, **self._params())
         try:
             async for item in stream:
@@ -281,7 +281,7 @@ class JanusImageQuestion(SpaceSettings, BaseTool):
     ) -> str:
         picture, question = self._request(image, question)
         result: UnderstandingResult | None = None
-        for item in self._clients.loop_thread.iterate(self._ask(picture, question)):
+        for item in self._handle.iterate(self._ask(picture, question)):
             if isinstance(item, UnderstandingResult):
                 result = item
             else:

@@ -9,11 +9,9 @@ from scripts, from inside a running loop (Jupyter) and from worker threads.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import threading
-import weakref
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+import hashlib
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -31,21 +29,21 @@ from llama_index.core.base.llms.types import (
     MessageRole,
     TextBlock,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_validator
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 from llama_index.core.tools import FunctionTool
 
 from janus_space import (
     DEFAULT_SPACE,
-    ClientPerLoop,
+    BackendHandle,
     GenerationResult,
+    JanusBackend,
     JanusClient,
-    JanusError,
-    LoopThread,
     Message,
     ProtocolError,
     StatusEvent,
+    TextDelta,
     UnderstandingResult,
 )
 from janus_space.tokens import ANSWER_TOKENS, CL100K_CONTEXT_WINDOW
@@ -83,35 +81,6 @@ class _Request:
     temperature: float
 
 
-class _Runtime:
-    """Per-instance connections: a client per event loop, and the sync methods' loop thread."""
-
-    def __init__(self, factory: Callable[[], JanusClient]) -> None:
-        self.clients: ClientPerLoop[JanusClient] = ClientPerLoop(factory)
-        self._thread: LoopThread | None = None
-        self._lock = threading.Lock()
-
-    def thread(self) -> LoopThread:
-        """The loop thread behind the sync methods, started on first use."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = LoopThread(name="llama-index-janus")
-            return self._thread
-
-    def close(self) -> None:
-        """Close the loop thread's client and stop the thread (idempotent)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            try:
-                thread.run(self.clients.aclose_current())
-            finally:
-                thread.close()
-
-
-_RUNTIME_LOCK = threading.Lock()
-
-
 class JanusPro(StructuredPredictMixin, CustomLLM):
     """Janus-Pro-7B (image understanding and image generation) through its Hugging Face Space.
 
@@ -132,17 +101,33 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
         ```
     """
 
+    backend: Any = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="Any janus_space backend (JanusClient, JanusPool, LocalJanus); when set, the "
+        "connection settings are not used, and close() leaves it open.",
+    )
+    endpoints: list[str] | None = Field(
+        default=None,
+        description="Several Space ids or base URLs served as one pool (janus_space.JanusPool).",
+    )
     space: str = Field(
         default=DEFAULT_SPACE, description="Hugging Face Space id ('owner/name') serving Janus-Pro."
     )
     base_url: str | None = Field(
         default=None,
-        description="URL of a self-hosted copy of the Space (overrides `space` for requests).",
+        description="URL of a self-hosted copy of the Space (overrides `space` for requests); "
+        "default: the JANUS_BASE_URL environment variable.",
+    )
+    proxy: str | None = Field(
+        default=None,
+        description="HTTP(S) proxy URL; HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured anyway.",
     )
     hf_token: SecretStr | None = Field(
         default=None,
         exclude=True,
-        description="HF token (else HF_TOKEN from the environment); sent to HF hosts only.",
+        description="HF token (else HF_TOKEN or the `hf auth login` token); sent to HF hosts only.",
     )
     temperature: float = Field(
         default=0.1, ge=0.0, le=1.0, description="Sampling temperature of the answers."
@@ -199,54 +184,27 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
         ),
     )
 
-    _runtime: _Runtime | None = PrivateAttr(default=None)
+    _handle: BackendHandle = PrivateAttr(default_factory=BackendHandle)
 
-    def __init__(
-        self,
-        space: str = DEFAULT_SPACE,
-        *,
-        base_url: str | None = None,
-        hf_token: str | SecretStr | None = None,
-        temperature: float = 0.1,
-        top_p: float = 0.95,
-        seed: int = 42,
-        image_seed: int = 12345,
-        guidance: float = 5.0,
-        image_temperature: float = 1.0,
-        timeout: float = 300.0,
-        connect_timeout: float = 30.0,
-        max_retries: int = 2,
-        text_only: Literal["placeholder", "error"] = "placeholder",
-        extra_images: ExtraImages = "latest",
-        extra_headers: Mapping[str, str] | None = None,
-        max_image_side: int | None = 384,
-        status_chunks: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        """Keyword settings are the fields above; nothing here touches the network.
+    def __init__(self, space: str = DEFAULT_SPACE, /, **settings: Any) -> None:
+        """Settings are the fields above (and LlamaIndex's own, e.g. ``callback_manager``).
 
-        ``kwargs`` pass LlamaIndex's own LLM settings (``callback_manager``, ``system_prompt``).
+        Nothing here touches the network.
         """
-        super().__init__(
-            space=space,
-            base_url=base_url,
-            hf_token=hf_token,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            image_seed=image_seed,
-            guidance=guidance,
-            image_temperature=image_temperature,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_retries=max_retries,
-            text_only=text_only,
-            extra_images=extra_images,
-            extra_headers=dict(extra_headers or {}),
-            max_image_side=max_image_side,
-            status_chunks=status_chunks,
-            **kwargs,
-        )
+        super().__init__(space=space, **settings)
+        self._handle.bind(self)
+
+    @field_validator("extra_headers", mode="before")
+    @classmethod
+    def _no_headers(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("backend")
+    @classmethod
+    def _a_backend(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, JanusBackend):
+            raise ValueError(f"backend must be a janus_space backend, not {type(value).__name__}")
+        return value
 
     @classmethod
     def class_name(cls) -> str:
@@ -260,6 +218,15 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
         ``context_window`` is counted the way LlamaIndex counts (tiktoken cl100k), so prompts it
         packs to ``context_window - num_output`` pass the core's token budget.
         """
+        if self.backend is not None and self.backend.capabilities.kind == "local":
+            caps = self.backend.capabilities
+            return LLMMetadata(
+                context_window=caps.context_tokens,
+                num_output=caps.max_new_tokens,
+                is_chat_model=True,
+                is_function_calling_model=False,
+                model_name=f"local:{getattr(self.backend, 'model', 'janus')}",
+            )
         return LLMMetadata(
             context_window=CONTEXT_WINDOW,
             num_output=NUM_OUTPUT,
@@ -270,59 +237,76 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
 
     # -- clients and lifetime ---------------------------------------------------------------
 
-    def _rt(self) -> _Runtime:
-        """This instance's connections, made on first use (also after unpickling or copying)."""
-        runtime: _Runtime | None = getattr(self, "_runtime", None)
-        if runtime is not None:
-            return runtime
-        with _RUNTIME_LOCK:
-            runtime = getattr(self, "_runtime", None)
-            if runtime is None:
-                # Nothing the finalizer reaches may hold `self`, or it would never be collected.
-                this = weakref.ref(self)
+    def _space_settings(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "hf_token": self.hf_token.get_secret_value() if self.hf_token is not None else None,
+            "timeout": self.timeout,
+            "connect_timeout": self.connect_timeout,
+            "max_retries": self.max_retries,
+            "text_only": self.text_only,
+            "extra_images": self.extra_images,
+            "extra_headers": self.extra_headers,
+            "max_image_side": self.max_image_side,
+            "proxy": self.proxy,
+        }
 
-                def new_client() -> JanusClient:
-                    llm = this()
-                    if llm is None:
-                        raise JanusError("this JanusPro was garbage-collected")
-                    return llm._new_client()
+    def _backend_key(self) -> tuple[Any, ...]:
+        """What the built backend depends on: a copy or an edit that changes it rebuilds it."""
+        settings = sorted(self._space_settings().items(), key=str)
+        digest = hashlib.sha256(repr(settings).encode()).hexdigest()  # no second copy of a token
+        return (tuple(self.endpoints or ()), self.space, digest)
 
-                runtime = _Runtime(new_client)
-                weakref.finalize(self, runtime.close)
-                self._runtime = runtime
-        return runtime
+    def _build_backend(self) -> JanusBackend:
+        settings = self._space_settings()
+        if self.endpoints:
+            from janus_space.pool import JanusPool
+
+            settings.pop("base_url", None)
+            return JanusPool(self.endpoints, **settings)
+        return JanusClient(self.space, **settings)
+
+    @property
+    def janus_backend(self) -> JanusBackend:
+        """The backend calls go to: ``backend`` if given, else one built from the settings."""
+        if self.backend is not None:
+            backend: JanusBackend = self.backend
+            return backend
+        built: JanusBackend = self._handle.get(self._backend_key(), self._build_backend)
+        return built
+
+    def __copy__(self) -> JanusPro:
+        """A copy with its own connections (a given ``backend`` is shared, never copied)."""
+        return self.__deepcopy__({})
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> JanusPro:
-        """A deep copy with its own connections (clients and threads are never copied)."""
+        """A deep copy with its own connections (a given ``backend`` is shared, never copied)."""
         fields = {
-            name: copy.deepcopy(getattr(self, name), memo) for name in type(self).model_fields
+            name: getattr(self, name)
+            if name == "backend"
+            else copy.deepcopy(getattr(self, name), memo)
+            for name in type(self).model_fields
         }
         return type(self)(**fields)
 
-    def _new_client(self) -> JanusClient:
-        return JanusClient(
-            self.space,
-            base_url=self.base_url,
-            hf_token=self.hf_token.get_secret_value() if self.hf_token is not None else None,
-            timeout=self.timeout,
-            connect_timeout=self.connect_timeout,
-            max_retries=self.max_retries,
-            text_only=self.text_only,
-            extra_headers=self.extra_headers,
-            max_image_side=self.max_image_side,
-        )
+    def __getstate__(self) -> dict[Any, Any]:
+        if self.backend is not None:
+            raise TypeError("a JanusPro with backend= cannot be pickled; pass settings instead")
+        state = super().__getstate__()
+        state["__pydantic_private__"] = None
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__({**state, "__pydantic_private__": {"_handle": BackendHandle()}})
+        self._handle.bind(self)
 
     async def aclose(self) -> None:
-        """Close the client of the running event loop (call before that loop ends)."""
-        runtime = getattr(self, "_runtime", None)
-        if runtime is not None:
-            await runtime.clients.aclose_current()
+        """Close the backend this object built (a ``backend`` you passed stays open)."""
+        await self._handle.aclose()
 
     def close(self) -> None:
-        """Close the sync methods' client and stop their loop thread (they restart on use)."""
-        runtime = getattr(self, "_runtime", None)
-        if runtime is not None:
-            runtime.close()
+        """Sync ``aclose`` (the sync methods' sessions included); later calls reconnect."""
+        self._handle.close()
 
     def __enter__(self) -> JanusPro:
         return self
@@ -335,12 +319,14 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-        await asyncio.to_thread(self.close)  # joining the sync side's thread would block the loop
 
     # -- the shared paths -------------------------------------------------------------------
 
     def _request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Request:
-        converted, dropped = choose_image(to_janus_messages(messages), self.extra_images)
+        converted = to_janus_messages(messages)
+        dropped = 0
+        if self.janus_backend.capabilities.images_per_call == 1:
+            converted, dropped = choose_image(converted, self.extra_images)
         return _Request(
             messages=converted,
             dropped_images=dropped,
@@ -364,9 +350,8 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
 
     async def _understand(
         self, request: _Request
-    ) -> AsyncGenerator[StatusEvent | UnderstandingResult, None]:
-        client = self._rt().clients.get()
-        stream = client.stream_chat(
+    ) -> AsyncGenerator[StatusEvent | TextDelta | UnderstandingResult, None]:
+        stream = self.janus_backend.stream_chat(
             request.messages,
             seed=request.seed,
             top_p=request.top_p,
@@ -420,44 +405,61 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
             additional_kwargs=chat.additional_kwargs,
         )
 
+    def _response(
+        self,
+        item: StatusEvent | TextDelta | UnderstandingResult,
+        request: _Request,
+        text: list[str],
+    ) -> ChatResponse | None:
+        """One backend item → the chunk a stream yields (None: nothing to show for it).
+
+        ``text`` collects the deltas of token-streaming backends; the final response then has
+        an empty delta, since its text was already streamed.
+        """
+        if isinstance(item, TextDelta):
+            text.append(item.text)
+            message = ChatMessage(role=MessageRole.ASSISTANT, content="".join(text))
+            return ChatResponse(message=message, delta=item.text)
+        if isinstance(item, UnderstandingResult):
+            response = self._chat_response(item, request)
+            if text:
+                response.delta = ""
+            return response
+        event = self._status(item, "understanding")
+        return self._status_chunk(event) if self.status_chunks else None
+
     def _run_sync(self, request: _Request) -> ChatResponse:
-        result = None
-        for item in self._rt().thread().iterate(self._understand(request)):
-            if isinstance(item, UnderstandingResult):
-                result = item
-            else:
-                self._status(item, "understanding")
-        return self._chat_response(_final(result, UnderstandingResult), request)
+        final = None
+        for final in self._stream_sync(request):  # noqa: B007 - the last one is the answer
+            pass
+        return _answer_of(final)
 
     async def _run_async(self, request: _Request) -> ChatResponse:
-        result = None
-        async with aclosing(self._understand(request)) as stream:
-            async for item in stream:
-                if isinstance(item, UnderstandingResult):
-                    result = item
-                else:
-                    self._status(item, "understanding")
-        return self._chat_response(_final(result, UnderstandingResult), request)
+        final = None
+        async with aclosing(self._stream_async(request)) as stream:
+            async for final in stream:  # noqa: B007 - the last one is the answer
+                pass
+        return _answer_of(final)
 
     def _stream_sync(self, request: _Request) -> ChatResponseGen:
-        for item in self._rt().thread().iterate(self._understand(request)):
+        text: list[str] = []
+        for item in self._handle.iterate(self._understand(request)):
+            response = self._response(item, request, text)
+            if response is not None:
+                yield response
             if isinstance(item, UnderstandingResult):
-                yield self._chat_response(item, request)
                 return
-            event = self._status(item, "understanding")
-            if self.status_chunks:
-                yield self._status_chunk(event)
         raise ProtocolError("the call ended without a result")
 
     async def _stream_async(self, request: _Request) -> ChatResponseAsyncGen:
+        text: list[str] = []
         async with aclosing(self._understand(request)) as stream:
             async for item in stream:
+                response = self._response(item, request, text)
+                if response is not None:
+                    yield response
                 if isinstance(item, UnderstandingResult):
-                    yield self._chat_response(item, request)
                     return
-                event = self._status(item, "understanding")
-                if self.status_chunks:
-                    yield self._status_chunk(event)
         raise ProtocolError("the call ended without a result")
 
     # -- chat -------------------------------------------------------------------------------
@@ -545,8 +547,7 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
     async def _generate(
         self, prompt: str, seed: int | None, guidance: float | None, temperature: float | None
     ) -> AsyncGenerator[StatusEvent | GenerationResult, None]:
-        client = self._rt().clients.get()
-        stream = client.stream_generate(
+        stream = self.janus_backend.stream_generate(
             prompt,
             seed=self.image_seed if seed is None else seed,
             guidance=self.guidance if guidance is None else guidance,
@@ -584,9 +585,7 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
     ) -> list[ImageBlock]:
         """Sync ``agenerate_images`` (works inside a running loop and from threads)."""
         result = None
-        for item in (
-            self._rt().thread().iterate(self._generate(prompt, seed, guidance, temperature))
-        ):
+        for item in self._handle.iterate(self._generate(prompt, seed, guidance, temperature)):
             if isinstance(item, GenerationResult):
                 result = item
             else:
@@ -626,6 +625,13 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
             return_direct=return_direct,
             image_root=image_root,
         )
+
+
+def _answer_of(final: ChatResponse | None) -> ChatResponse:
+    """The last response of a call, which must carry its result."""
+    if final is None or not isinstance(final.raw, UnderstandingResult):
+        raise ProtocolError("the call ended without a result")
+    return final
 
 
 def _final(result: R | None, kind: type[R]) -> R:

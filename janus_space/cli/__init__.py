@@ -16,10 +16,10 @@ import asyncio
 import contextlib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from janus_space import JanusError, JanusWarning
+from janus_space import HistoryTrimmedWarning, ImagesDroppedWarning, JanusError, JanusWarning
 
 from ._chat import chat_loop, run_chat
 from ._commands import ask, imagine, write_json
@@ -100,8 +100,12 @@ def main(
     display = StatusDisplay(err, quiet=bool(args.quiet))
     settings = Settings(json=bool(args.json))
     with warnings.catch_warnings(), route_logging(display, verbose=bool(args.verbose)):
-        # The CLI reports trimmed history and dropped images itself, from the call's result.
-        warnings.simplefilter("ignore", JanusWarning)
+        # The CLI reports trimmed history and dropped images itself, from the call's result;
+        # every other warning of the client (a slow device, a setting it cannot honour) is
+        # shown as a note.
+        warnings.simplefilter("ignore", HistoryTrimmedWarning)
+        warnings.simplefilter("ignore", ImagesDroppedWarning)
+        warnings.showwarning = _warning_as_note(display, warnings.showwarning)
         try:
             settings = settings_from(args)
             return _run(args.command, args, settings, display, out)
@@ -119,6 +123,25 @@ def main(
             return EXIT_INTERRUPTED
         except BrokenPipeError:
             return EXIT_FAILURE  # stdout's reader left (e.g. `| head`): nothing to report to
+
+
+def _warning_as_note(display: StatusDisplay, show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints janus_space's warnings as one-line notes."""
+
+    def showwarning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, JanusWarning):
+            display.note(f"janus-space: warning: {' '.join(str(message).split())}")
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def _run(

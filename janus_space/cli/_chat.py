@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from janus_space import (
+    Failover,
     ImageInput,
     InvalidInputError,
     JanusError,
+    Log,
     LoopThread,
     Message,
     TextDelta,
@@ -190,9 +192,10 @@ def chat_loop(
                 out.write("\n")
             return status
         except KeyboardInterrupt:
-            out.write("\n")
             if as_json:
                 write_json(out, interrupted_record("interrupted at the prompt; session ended"))
+            else:
+                out.write("\n")  # end the prompt's line
             return EXIT_INTERRUPTED
         text = line.strip()
         if not text:
@@ -292,8 +295,8 @@ def run_chat(
                         state.streamed = True
                         out.write(item.text)
                         out.flush()
-                else:
-                    display.event(item)
+                elif not state.streamed or isinstance(item, (Log, Failover)):
+                    display.event(item)  # no status line over an answer being printed
         assert result is not None
         return result
 

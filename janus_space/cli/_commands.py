@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from janus_space import (
+    Failover,
     GenerationResult,
     ImageInput,
     InvalidInputError,
     JanusBackend,
     JanusClient,
+    Log,
     Message,
     TextDelta,
     UnderstandingResult,
     load_image,
 )
+from janus_space.backend import check_num_images
 from janus_space.errors import JanusError
 from janus_space.params import check_range, check_seed, check_text, check_unit
 
@@ -220,8 +223,8 @@ async def ask(
                             streamed = True
                             out.write(item.text)
                             out.flush()
-                    else:
-                        display.event(item)
+                    elif not streamed or isinstance(item, (Log, Failover)):
+                        display.event(item)  # no status line over an answer being printed
     assert result is not None  # stream_chat ends with its result or raises
     sent = len(sources) if limit is None else min(len(sources), limit)
     if settings.json:
@@ -310,6 +313,7 @@ async def imagine(
     folder = _writable_dir(Path(output_dir).expanduser())
     result: GenerationResult | None = None
     async with aclosing(make_backend(settings)) as backend:
+        check_num_images(num_images, backend.capabilities)  # before anything is shown or sent
         with display.showing(f"asking {backend_label(settings)} to draw"):
             stream = backend.stream_generate(
                 prompt,

@@ -47,7 +47,7 @@ def describe_event(event: StatusEvent) -> str | None:
         text = event.desc or "working"
         if event.index is not None and event.length:
             text += f" {event.index}/{event.length}"
-            if event.unit:
+            if event.unit and event.unit != event.desc:
                 text += f" {event.unit}"
         elif event.progress is not None:
             text += f" {event.progress * 100:.0f}%"

@@ -63,8 +63,9 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_FAILURE: "other failure (a missing optional dependency, the replica did not start)",
-    EXIT_USAGE: "bad input: arguments, image files, parameter ranges, a model not found; or "
-    "the Hub refused the request: no such Space, a name taken (InvalidInputError, HubError)",
+    EXIT_USAGE: "bad input: arguments, image files, parameter ranges, a prompt too long for "
+    "the context, a local model not found (InvalidInputError, PromptTooLongError); or the Hub "
+    "refused the request: no such Space, a name taken (HubError)",
     EXIT_QUOTA: "ZeroGPU quota used up or rate limited: retry after the time printed "
     "(QuotaExceededError, RateLimitedError)",
     EXIT_UNAVAILABLE: "the Space cannot serve now: asleep, building, paused, queue full, no GPU "

@@ -295,7 +295,7 @@ def _common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None
         action="append",
         metavar="SPACE|URL",
         default=default(None),
-        dest="endpoints",
+        dest="endpoints" if top_level else "endpoints_after",
         help="a Space id or a base URL to call; repeat it for a pool: each call goes to the "
         "least busy usable endpoint, in the order given on ties, and moves on when one is "
         "out of quota, paused or down",
@@ -328,7 +328,7 @@ def _common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None
         type=parse_header,
         metavar="NAME:VALUE",
         default=default(None),
-        dest="headers",
+        dest="headers" if top_level else "headers_after",
         help="extra request header, repeatable (e.g. x-ip-token:...); never printed",
     )
     _output_options(parser, group, top_level=top_level)
@@ -525,8 +525,16 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str] | None = 
     """
     env = os.environ if environ is None else environ
     base_url = args.base_url or env.get("JANUS_BASE_URL", "").strip() or None
-    headers: list[tuple[str, str]] = args.headers or []
-    endpoints = tuple(check_endpoint(value) for value in args.endpoints or ())
+    # A repeatable option may be given both before and after the command: argparse keeps the
+    # two lists apart (the subcommand's under ``*_after``), joined here in the order typed.
+    headers: list[tuple[str, str]] = [
+        *(args.headers or ()),
+        *(getattr(args, "headers_after", None) or ()),
+    ]
+    endpoints = tuple(
+        check_endpoint(value)
+        for value in [*(args.endpoints or ()), *(getattr(args, "endpoints_after", None) or ())]
+    )
     local = args.local.strip() if args.local else None
     if args.local is not None and not local:
         raise InvalidInputError("--local needs a model: a model id or a folder")

@@ -17,7 +17,7 @@ import itertools
 import os
 import weakref
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..backend import Capabilities, check_num_images
 from ..errors import JanusError
@@ -35,7 +35,7 @@ from ..params import (
 from ..prompt import TEMPLATE_TOKENS, Message
 from .chat import to_turns
 from .fetch import fetch_urls
-from .worker import Finished, Job, Worker
+from .worker import Finished, Job, Mailbox, Worker
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "MAX_IMAGES_PER_GENERATION", "LocalJanus"]
 
@@ -216,9 +216,8 @@ class LocalJanus:
         self, work: Callable[[Job], R]
     ) -> AsyncGenerator[StatusEvent | TextDelta | R, None]:
         """Queue ``work`` for the worker and yield what it posts, ending with its result."""
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[Any] = asyncio.Queue()
-        job = Job(work, lambda item: loop.call_soon_threadsafe(inbox.put_nowait, item))
+        inbox = Mailbox(asyncio.get_running_loop())
+        job = Job(work, inbox.put)
         self._worker.submit(job)
         finished = False
         try:
@@ -230,7 +229,7 @@ class LocalJanus:
                         raise _public(item.error)
                     yield item.result
                     return
-                yield item
+                yield cast(_Event, item)
         finally:
             if not finished:
                 job.cancel()

@@ -1,15 +1,17 @@
-"""The one thread that runs generations, and the queue of calls waiting for it.
+"""The one thread that runs generations, the queue of calls waiting for it, and their inboxes.
 
 A GPU runs one generation at a time, so every call becomes a ``Job`` in this queue. The
-worker thread takes jobs in order and reports through each job's ``post`` callable (which
-hands items to the caller's event loop), so no state here belongs to an event loop and any
-loop, or several, can use the same worker. Waiting jobs learn their place (``Queued``) when
-they arrive and whenever it changes; a job cancelled while waiting leaves the queue at once,
-and a running one sees ``cancelled`` at its next token.
+worker thread takes jobs in order and reports through each job's ``post`` callable, which
+puts items in the caller's ``Mailbox`` (made in the caller's event loop for that one call),
+so no state here belongs to an event loop and any loop, or several, can use the same worker.
+Waiting jobs learn their place (``Queued``) when they arrive and whenever it changes; a job
+cancelled while waiting leaves the queue at once, and a running one sees ``cancelled`` at its
+next token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import deque
@@ -22,7 +24,7 @@ from ..events import Queued, Started
 
 logger = logging.getLogger("janus_space")
 
-__all__ = ["Finished", "Job", "Worker"]
+__all__ = ["Finished", "Job", "Mailbox", "Worker"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,45 @@ class Finished:
 
     result: Any = None
     error: BaseException | None = None
+
+
+class Mailbox:
+    """One call's inbox: items come from the worker thread, the caller awaits them in its loop.
+
+    Every item is kept (one ``TextDelta`` per token), but the loop is woken only when it is
+    not already due to wake: a caller that falls behind a fast model costs one wake-up per
+    batch of tokens, not one per token.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: deque[object] = deque()
+        self._lock = threading.Lock()
+        self._wake_due = False
+        self._ready = asyncio.Event()
+
+    def put(self, item: object) -> None:
+        """Add an item (from any thread); raises RuntimeError once the loop is closed."""
+        with self._lock:
+            self._items.append(item)
+            if self._wake_due:
+                return
+            self._wake_due = True
+        self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_due = False
+        self._ready.set()
+
+    async def get(self) -> object:
+        """The next item, waiting in the caller's loop while there is none."""
+        while True:
+            with self._lock:
+                if self._items:
+                    return self._items.popleft()
+                self._ready.clear()
+            await self._ready.wait()
 
 
 class Job:

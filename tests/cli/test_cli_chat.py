@@ -211,3 +211,66 @@ def test_interactive_mode_greets_and_prompts() -> None:
     assert prompts == ["you> ", "you> "]
     assert "/help lists the commands" in err.getvalue()
     assert out.getvalue() == "answer 1\n\n\n"
+
+
+def _images_sent(call: list[Message]) -> int:
+    return sum(len(message.images) for message in call)
+
+
+def test_image_with_no_path_stops_an_image_already_sent(tmp_path: Path) -> None:
+    """After ``/image``, no later call carries any image, whichever turn attached it."""
+    paths = []
+    for name in ("a.png", "b.png"):
+        paths.append(f"{tmp_path}/{name}")
+        Image.new("RGB", (8, 8)).save(paths[-1])
+    model = FakeModel()
+    code, out, err = run(
+        model,
+        f"/image {paths[0]}",
+        "look",
+        "and now?",
+        f"/image {paths[1]}",
+        "this one",
+        "/image",
+        "no picture now",
+        "still none?",
+    )
+    assert code == 0
+    assert [_images_sent(call) for call in model.calls] == [1, 1, 2, 0, 0]
+    assert [m.text for m in model.calls[-1] if m.role == "user"] == [
+        "look",
+        "and now?",
+        "this one",
+        "no picture now",
+        "still none?",
+    ]  # the words of every turn stay in the history
+    assert "the 2 image(s) already sent are no longer sent" in err
+    assert out.count("answer") == 5
+
+
+def test_image_with_no_path_after_attaching_drops_the_attachment_only(tmp_path: Path) -> None:
+    path = f"{tmp_path}/a.png"
+    Image.new("RGB", (8, 8)).save(path)
+    model = FakeModel()
+    _, _, err = run(model, "first", f"/image {path}", "/image", "second", "/image")
+    assert [_images_sent(call) for call in model.calls] == [0, 0]
+    assert "the attached image was dropped" in err
+    assert "no image is attached or being sent" in err
+
+
+def test_ctrl_c_in_json_mode_prints_a_record_for_the_turn_and_for_leaving() -> None:
+    import json
+
+    model = FakeModel({1: KeyboardInterrupt()})
+    code, out, _ = run(model, "slow", "fast", KeyboardInterrupt(), as_json=True)
+    assert code == EXIT_INTERRUPTED
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r.get("error", {}).get("type") for r in records] == [
+        "KeyboardInterrupt",
+        None,
+        "KeyboardInterrupt",
+    ]
+    assert records[0]["error"]["exit_code"] == EXIT_INTERRUPTED
+    assert "cancelled" in records[0]["error"]["message"]
+    assert records[1]["answer"] == "answer 2"
+    assert "session ended" in records[2]["error"]["message"]

@@ -26,6 +26,7 @@ from janus_space import (
     SpaceUnavailableError,
 )
 from janus_space.cli import EXIT_CODES, exit_code_for
+from janus_space.errors import PromptTooLongError
 from janus_space.cli._errors import describe_error, error_record, format_wait
 
 ERROR_CLASSES = sorted(
@@ -39,6 +40,7 @@ ERROR_CLASSES = sorted(
 
 EXPECTED = {
     InvalidInputError: 2,
+    PromptTooLongError: 2,
     QuotaExceededError: 3,
     RateLimitedError: 3,
     SpaceUnavailableError: 4,

@@ -5,6 +5,7 @@ server or real time: timeouts, an unreachable host, a Space that is down, Ctrl-C
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from cassette_support import free_port
 from cli_support import CLI
 
-from janus_space.cli import EXIT_INTERRUPTED, EXIT_NETWORK, EXIT_UNAVAILABLE
+from janus_space.cli import EXIT_INTERRUPTED, EXIT_NETWORK, EXIT_UNAVAILABLE, EXIT_USAGE
 from janus_space.replica import parse_understanding_report
 
 SCRIPT = Path(sys.executable).with_name("janus-space")
@@ -130,3 +131,69 @@ def test_space_down_exits_4(cli: CLI, down_url: str) -> None:
     assert run.code == EXIT_UNAVAILABLE
     assert run.err.startswith("janus-space: Space unavailable: ")
     assert "HTTP 503" in run.err
+
+
+def test_ctrl_c_with_json_prints_a_record(replica_url: str) -> None:
+    process = subprocess.Popen(
+        [str(SCRIPT), "--json", "ask", "Take your time [slow:300]"],
+        env=environment(replica_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "replica working" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == EXIT_INTERRUPTED
+    record = json.loads(out)
+    assert record["error"] == {
+        "type": "KeyboardInterrupt",
+        "message": "interrupted; the job on the Space was cancelled",
+        "exit_code": EXIT_INTERRUPTED,
+        "retry_after": None,
+    }
+
+
+def test_a_pool_of_endpoints_moves_past_one_that_is_down(cli: CLI, replica_url: str) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    run = cli(
+        "--json",
+        "ask",
+        "Hello pool",
+        "--endpoint",
+        down,
+        "--endpoint",
+        replica_url,
+        "--max-retries",
+        "0",
+    )
+    assert run.code == 0, run.err
+    record = json.loads(run.out)
+    assert record["endpoint"] == replica_url
+    assert parse_understanding_report(record["answer"]).question == "Hello pool"
+    assert f"janus-space: {down} skipped: " in run.err and f"trying {replica_url}" in run.err
+    assert "asking the pool of 2 endpoints" in run.err
+
+
+def test_one_endpoint_is_a_plain_client_of_it(cli: CLI, replica_url: str) -> None:
+    run = cli("--json", "ask", "Hello one", "--endpoint", replica_url, "-q")
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["endpoint"] == replica_url
+
+
+def test_local_model_that_is_not_there_exits_2_naming_it(cli: CLI, tmp_path: Path) -> None:
+    missing = tmp_path / "no-model"
+    run = cli("ask", "hi", "--local", str(missing))
+    if run.code == 1:  # the local extra (torch, transformers) is not installed here
+        assert 'pip install "janus-space[local]"' in run.err
+    else:
+        assert run.code == EXIT_USAGE, run.err
+        assert str(missing) in run.err and "model not found" in run.err

@@ -171,3 +171,87 @@ def test_version(cli: CLI) -> None:
     run = cli("--version")
     assert run.code == 0
     assert run.out.startswith("janus-space ")
+
+
+def test_endpoints_repeat_keep_their_order_and_replace_the_base_url() -> None:
+    chosen = settings(
+        ["--endpoint", "you/Janus-Pro-7B", "ask", "q", "--endpoint", "http://127.0.0.1:7860/"],
+        {"JANUS_BASE_URL": "http://127.0.0.1:9"},
+    )
+    assert chosen.endpoints == ("you/Janus-Pro-7B", "http://127.0.0.1:7860")
+    assert chosen.base_url is None  # the endpoints are what is called
+    both = settings(["--header", "a:1", "ask", "q", "--header", "b:2"])
+    assert dict(both.headers) == {"a": "1", "b": "2"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ask", "q", "--endpoint", "Janus-Pro-7B"], "--endpoint takes a Space id"),
+        (["ask", "q", "--endpoint", "ftp://x/y"], "--endpoint takes a Space id"),
+        (["ask", "q", "--endpoint", "a/b", "--base-url", NOWHERE], "use --endpoint for every"),
+        (["ask", "q", "--local", "m", "--endpoint", "a/b"], "--local runs the model here"),
+        (["ask", "q", "--local", "m", "--base-url", NOWHERE], "--local runs the model here"),
+        (["ask", "q", "--local", " "], "--local needs a model"),
+        (["ask", "q", "--proxy", "proxy.corp:3128"], "--proxy must be an http(s) URL"),
+        (["status", "--hub-url", "huggingface.co"], "hub URL must be an http(s) URL"),
+        (["imagine", "p", "--num-images", "3", "--base-url", NOWHERE], "num_images must be"),
+    ],
+)
+def test_backend_options_that_cannot_work_exit_2_before_any_request(
+    cli: CLI, argv: list[str], message: str, tmp_path: Path
+) -> None:
+    extra = ["-o", str(tmp_path)] if argv[0] == "imagine" else []
+    run = cli(*argv, *extra)
+    assert run.code == EXIT_USAGE, run.err
+    assert message in run.err
+    assert run.err.count("\n") == 1
+
+
+def test_proxy_and_hub_url_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen = settings(["ask", "q", "--proxy", "http://proxy.corp:3128/"])
+    assert chosen.proxy == "http://proxy.corp:3128"
+    assert chosen.hub_url == "https://huggingface.co"
+    assert settings(["status"], {"HF_ENDPOINT": "http://hub.local:1"}).hub_url == (
+        "http://hub.local:1"
+    )
+    flagged = settings(["status", "--hub-url", "http://other:2"], {"HF_ENDPOINT": "http://h:1"})
+    assert flagged.hub_url == "http://other:2"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("300", 300), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1.5h", 5400), ("never", -1)],
+)
+def test_sleep_time_durations(text: str, seconds: int) -> None:
+    from janus_space.cli._parser import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--json"],
+        ["--json", "ask"],
+        ["ask", "--json", "q", "--timeout", "soon"],
+        ["--json", "frobnicate"],
+        ["--json", "duplicate", "--sleep-time", "soon"],
+        ["status", "--json", "--bogus"],
+    ],
+)
+def test_usage_errors_with_json_print_one_json_record(cli: CLI, argv: list[str]) -> None:
+    run = cli(*argv)
+    assert run.code == EXIT_USAGE
+    assert "usage: janus-space" in run.err and "error:" in run.err
+    record = json.loads(run.out)
+    assert record["error"]["type"] == "UsageError"
+    assert record["error"]["exit_code"] == EXIT_USAGE
+    assert record["error"]["message"] in " ".join(run.err.split())
+
+
+@pytest.mark.parametrize("command", ["duplicate", "status"])
+def test_hub_commands_have_help_with_examples(cli: CLI, command: str) -> None:
+    run = cli(command, "--help")
+    assert run.code == 0
+    assert f"janus-space {command}" in run.out and "examples:" in run.out

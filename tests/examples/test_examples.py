@@ -103,11 +103,39 @@ def check_llama_index_multimodal_rag(out: str, tmp_path: Path) -> None:
     assert "source image (" in out and "A picture of a red circle." in out
 
 
+def check_eyes_and_brush(out: str, tmp_path: Path, drawn: int) -> None:
+    """Draw, then a question about the first picture by the id the drawing tool gave."""
+    subject = "a red kite over a green hill"
+    tool_lines = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("tool ")]
+    drew, looked = tool_lines
+    assert repr(subject) in drew
+    assert drew.endswith("Image ids: " + ", ".join(f"img-{n}" for n in range(1, drawn + 1)) + ".")
+    report = parse_understanding_report(looked)
+    assert (report.width, report.height) == (384, 384)  # a drawn 768-px picture, downscaled
+    assert report.question == "What is the main colour of this picture?"
+    assert answer_line(out, "agent: ").endswith(f"Janus says: {looked}")
+    saved = [Path(line[len("saved: ") :]) for line in out.splitlines() if line.startswith("saved")]
+    for path in saved:  # the LangChain example saves the artifact's images, named by id
+        assert path.is_relative_to(tmp_path) and path.stem.startswith("img-")
+        assert read_generation_report(path.read_bytes()).prompt_crc32 == prompt_checksum(subject)
+
+
+def check_langchain_eyes_and_brush(out: str, tmp_path: Path) -> None:
+    check_eyes_and_brush(out, tmp_path, drawn=2)
+    assert len([line for line in out.splitlines() if line.startswith("saved: ")]) == 2
+
+
+def check_llama_index_eyes_and_brush(out: str, tmp_path: Path) -> None:
+    check_eyes_and_brush(out, tmp_path, drawn=5)
+
+
 CASES: dict[str, tuple[tuple[str, ...], Callable[[str, Path], None]]] = {
     "core_client.py": ((), check_core_client),
     "langchain_image_question.py": ((), check_langchain_image_question),
     "langchain_streaming.py": (("Count slowly [slow:3]",), check_langchain_streaming),
     "langchain_agent.py": ((), check_langchain_agent),
+    "langchain_eyes_and_brush.py": ((), check_langchain_eyes_and_brush),
+    "llama_index_eyes_and_brush.py": ((), check_llama_index_eyes_and_brush),
     "llama_index_query_engine.py": ((), check_llama_index_query_engine),
     "llama_index_multimodal_rag.py": ((), check_llama_index_multimodal_rag),
 }

@@ -18,6 +18,8 @@ _CLEARED = (
     "HF_OIDC_RESOURCE",
     "HF_HUB_OFFLINE",
     "HF_ENDPOINT",
+    "NO_PROXY",
+    "no_proxy",
     "JANUS_BASE_URL",
     "HTTPS_PROXY",
     "HTTP_PROXY",

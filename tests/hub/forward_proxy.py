@@ -92,12 +92,12 @@ def running_proxy() -> Iterator[RecordingProxy]:
     loop = asyncio.new_event_loop()
     started = threading.Event()
     session_box: list[aiohttp.ClientSession] = []
-    runner = web.AppRunner(_app(proxy, session_box), access_log=None)
+    runner = web.AppRunner(_app(proxy, session_box), access_log=None, shutdown_timeout=1.0)
 
     async def start() -> None:
         session_box.append(aiohttp.ClientSession(auto_decompress=False, trust_env=False))
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         proxy.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         started.set()

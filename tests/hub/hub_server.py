@@ -165,7 +165,7 @@ def running_hub() -> Iterator[HubStandIn]:
     hub = HubStandIn()
     loop = asyncio.new_event_loop()
     started = threading.Event()
-    runner = web.AppRunner(_app(hub), access_log=None)
+    runner = web.AppRunner(_app(hub), access_log=None, shutdown_timeout=1.0)
 
     async def start() -> None:
         await runner.setup()

@@ -8,6 +8,7 @@ import pickle
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 import pytest_socket
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -36,7 +37,7 @@ def no_network() -> Any:
 
 def test_creating_a_model_connects_nothing(no_network: None) -> None:
     llm = ChatJanus(base_url=NOWHERE)
-    assert llm._runtime is None
+    assert llm._handle.built is None
     assert llm.model == "janus-pro-7b"
 
 
@@ -201,17 +202,51 @@ async def test_extra_images_error_refuses_two_images(no_network: None) -> None:
 
 def test_per_call_max_tokens_warns_too(no_network: None) -> None:
     llm = ChatJanus(base_url=NOWHERE)
-    with pytest.warns(JanusWarning, match="ignores max_tokens"), pytest.raises(InvalidInputError):
+    with (
+        pytest.warns(JanusWarning, match="cannot be honoured"),
+        pytest.raises(InvalidInputError),
+    ):
         llm.invoke([SystemMessage("only a system message")], max_tokens=5)
 
 
-def test_copies_get_their_own_clients() -> None:
+def test_copies_get_their_own_backends() -> None:
     llm = ChatJanus(base_url=NOWHERE, api_key=TOKEN, temperature=0.2)
-    runtime = llm._clients  # made on first use
-    for copied in (copy.deepcopy(llm), pickle.loads(pickle.dumps(llm)), llm.model_copy(deep=True)):
-        assert copied._runtime is None
-        assert copied._clients is not runtime
+    backend = llm.janus_backend  # made on first use
+    for copied in (
+        copy.deepcopy(llm),
+        pickle.loads(pickle.dumps(llm)),
+        llm.model_copy(deep=True),
+        llm.model_copy(),
+    ):
+        assert copied._handle.built is None
+        assert copied.janus_backend is not backend
         assert (copied.temperature, copied.base_url) == (0.2, NOWHERE)
         assert copied.api_key is not None and copied.api_key.get_secret_value() == TOKEN
-    assert llm._clients is runtime
+        copied.close()
+    assert llm.janus_backend is backend
+    llm.close()
+
+
+@pytest.mark.parametrize(
+    ("update", "read"),
+    [
+        ({"base_url": "http://127.0.0.1:10"}, lambda b: b.base_url),
+        ({"text_only": "error"}, lambda b: b.options.text_only),
+        ({"timeout": 7.0}, lambda b: b.options.timeouts.call),
+        ({"api_key": SecretStr("hf_" + "b" * 30)}, lambda b: b.options.hf_token.get()),
+        ({"max_retries": 0}, lambda b: b.options.max_retries),
+    ],
+)
+def test_model_copy_with_changed_settings_is_honoured_after_a_call(
+    update: dict[str, Any], read: Any
+) -> None:
+    llm = ChatJanus(base_url=NOWHERE, api_key=TOKEN)
+    original = llm.janus_backend  # as if a call had been made
+    copied = llm.model_copy(update=update)
+    expected = next(iter(update.values()))
+    expected = expected.get_secret_value() if isinstance(expected, SecretStr) else expected
+    assert read(copied.janus_backend) == expected
+    assert llm.janus_backend is original  # the original keeps its own settings
+    llm.janus_backend.options  # noqa: B018 - still usable
+    copied.close()
     llm.close()

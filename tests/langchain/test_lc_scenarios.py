@@ -30,7 +30,6 @@ from lc_support import SAMPLE_B64, SAMPLE_URL, check_slow_steps
 from janus_space import AppError, QuotaExceededError
 from janus_space.replica import parse_understanding_report, prompt_checksum, read_generation_report
 from langchain_janus import STATUS_EVENT, ChatJanus
-from langchain_janus._runtime import ClientRuntime
 
 TOKEN = "hf_NeverShowThisTokenAnywhere1234"
 
@@ -289,26 +288,26 @@ def test_per_call_model_switches_to_generation(space_url: str) -> None:
 # --- sharing clients ---------------------------------------------------------------------------
 
 
-async def test_batches_reuse_one_client_per_event_loop(
+async def test_batches_share_one_backend_with_one_session_per_event_loop(
     space_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[Any] = []
-    real_new_client = ClientRuntime._new_client
+    real_build = ChatJanus._build_backend
 
-    def counting_new_client(self: ClientRuntime) -> Any:
-        made.append(real_new_client(self))
+    def counting_build(self: ChatJanus) -> Any:
+        made.append(real_build(self))
         return made[-1]
 
-    monkeypatch.setattr(ClientRuntime, "_new_client", counting_new_client)
+    monkeypatch.setattr(ChatJanus, "_build_backend", counting_build)
     async with ChatJanus(base_url=space_url) as llm:
         # (A job that waits for a concurrency slot joins while another job's event stream may
         # or may not still be open; cassettes cannot replay that, hence 1 here, and batches
         # whose calls all start together below.)
         first = await llm.abatch(["q1", "q2", "q3"], config={"max_concurrency": 1})
         second = await llm.abatch(["q4", "q5"])
-        assert len(made) == 1  # both async batches on this loop: one client
         threaded = await asyncio.to_thread(llm.batch, ["q6", "q7"], {"max_concurrency": 2})
-        assert len(made) == 2  # sync calls share the loop thread's client
+        assert len(made) == 1  # one backend for async and sync calls alike
+        assert made[0]._connection.open_loops == 2  # a session here and one on the sync loop
     assert all(client.closed for client in made)
     questions = [parse_understanding_report(m.text).question for m in [*first, *second, *threaded]]
     assert questions == ["q1", "q2", "q3", "q4", "q5", "q6", "q7"]

@@ -96,7 +96,7 @@ def space_jobs(cassette: CassetteSession | None) -> int | None:
 def check_jobs(cassette: CassetteSession | None, expected: int) -> None:
     jobs = space_jobs(cassette)
     assert jobs in (None, expected)
-    if cassette is not None:
+    if cassette is not None and cassette.cassette.record_mode == "none":  # replaying
         assert cassette.all_played
 
 

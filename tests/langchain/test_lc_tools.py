@@ -60,7 +60,8 @@ async def test_the_tool_inside_a_tool_calling_agent_graph(space_url: str) -> Non
     tool_message = messages[2]
     assert isinstance(tool_message, ToolMessage) and tool_message.status == "success"
     assert tool_message.content == (
-        f"Generated 2 images for the prompt {PROMPT!r} (seed 3); they are attached for the user."
+        f"Generated 2 images for the prompt {PROMPT!r} (seed 3); they are attached for the user. "
+        "Image ids: img-1, img-2."
     )
     assert [b["type"] for b in tool_message.artifact] == ["image", "image"]
     report = read_generation_report(base64.b64decode(tool_message.artifact[1]["base64"]))

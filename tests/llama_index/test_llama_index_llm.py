@@ -10,11 +10,13 @@ import gc
 import json
 import pickle
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from li_support import EventRecorder, make_png
@@ -30,6 +32,7 @@ from llama_index.core.schema import ImageDocument, ImageNode
 
 from janus_space import (
     AppError,
+    BackendHandle,
     ImagesDroppedWarning,
     InvalidInputError,
     Progress,
@@ -37,8 +40,7 @@ from janus_space import (
     UnderstandingResult,
 )
 from janus_space.replica import parse_understanding_report
-from llama_index_janus import JanusPro, JanusStatusEvent
-from llama_index_janus.base import _Runtime
+from llama_index_janus import CONTEXT_WINDOW, JanusPro, JanusStatusEvent
 
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens: a request would fail loudly
 
@@ -57,7 +59,7 @@ def b64(data: bytes) -> str:
 def test_metadata_and_identity() -> None:
     llm = JanusPro(base_url=UNREACHABLE)
     meta = llm.metadata
-    assert (meta.context_window, meta.num_output) == (4096, 512)
+    assert (meta.context_window, meta.num_output) == (CONTEXT_WINDOW, 512)  # see test_..._budget
     assert meta.is_chat_model is True
     assert meta.is_function_calling_model is False
     assert meta.model_name == "deepseek-ai/Janus-Pro-7B"
@@ -98,32 +100,39 @@ def test_token_and_headers_never_serialized() -> None:
     assert "hf_token" not in llm.to_dict()
 
 
-def _loop_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "llama-index-janus"]
+def _sync_loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "janus-space-sync"]
 
 
-def test_garbage_collection_stops_the_loop_thread() -> None:
-    before = len(_loop_threads())
+def test_garbage_collection_closes_the_backend_it_built() -> None:
     llm = JanusPro(base_url=UNREACHABLE)
-    assert llm._rt().thread().run(asyncio.sleep(0, "ran")) == "ran"
-    assert len(_loop_threads()) == before + 1
+    backend = llm.janus_backend
+    assert BackendHandle.run(asyncio.sleep(0, "ran")) == "ran"  # the shared sync loop runs
     ref = weakref.ref(llm)
     del llm
     gc.collect()
     assert ref() is None
-    assert len(_loop_threads()) == before
+    for _ in range(100):  # closing is scheduled on the sync loop, not awaited by the finalizer
+        if backend.closed:
+            break
+        time.sleep(0.05)
+    assert backend.closed
+    assert len(_sync_loop_threads()) == 1  # one loop thread for the whole process
 
 
 def test_copies_get_their_own_connections() -> None:
     llm = JanusPro(base_url=UNREACHABLE, hf_token="hf_secretsecretsecret1234", temperature=0.3)
-    runtime = llm._rt()
+    backend = llm.janus_backend
     twin = copy.deepcopy(llm)
-    assert twin._rt() is not runtime
+    assert twin._handle.built is None and twin.janus_backend is not backend
     assert (twin.temperature, twin.base_url) == (0.3, UNREACHABLE)
     assert twin.hf_token is not None
     assert twin.hf_token.get_secret_value() == "hf_secretsecretsecret1234"
     revived = pickle.loads(pickle.dumps(llm))
-    assert revived._rt() is not runtime
+    assert revived.janus_backend is not backend
+    shallow = copy.copy(llm)
+    assert shallow.janus_backend is not backend
+    shallow.close()
     assert revived.temperature == 0.3
     llm.close()
     twin.close()
@@ -356,27 +365,28 @@ def test_several_image_documents_send_the_first(llm: JanusPro) -> None:
 async def test_async_methods_run_natively_on_the_callers_loop(
     llm: JanusPro, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_thread(self: _Runtime) -> None:
+    def no_thread(*args: Any) -> None:
         raise AssertionError("an async method used the sync loop thread")
 
-    monkeypatch.setattr(_Runtime, "thread", no_thread)
+    monkeypatch.setattr(BackendHandle, "iterate", no_thread)
+    monkeypatch.setattr(BackendHandle, "run", no_thread)
     assert (await llm.achat([user("native 1")])).message.content
     stream = await llm.astream_chat([user("native 2")])
     assert [chunk async for chunk in stream][-1].delta
     assert (await llm.acomplete("native 3")).text
     stream_c = await llm.astream_complete("native 4")
     assert [chunk async for chunk in stream_c][-1].text
-    assert [loop for loop, _ in llm._rt().clients.clients()] == [asyncio.get_running_loop()]
+    assert llm.janus_backend._connection.open_loops == 1  # type: ignore[attr-defined]
 
 
 async def test_sync_methods_work_inside_a_running_loop(space_url: str) -> None:
-    before = len(_loop_threads())
     async with JanusPro(base_url=space_url, max_retries=0) as llm:
         reply = llm.chat([user("Sync inside a loop.")])
         question = parse_understanding_report(reply.message.content or "").question
         assert question == "Sync inside a loop."
-        assert len(_loop_threads()) == before + 1
-    assert len(_loop_threads()) == before  # `async with` also closed the sync side
+        backend = llm.janus_backend
+        assert len(_sync_loop_threads()) == 1
+    assert backend.closed  # `async with` also closed the sync side's session
 
 
 def test_sync_methods_work_from_worker_threads(llm: JanusPro) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 try:
-    import torch  # noqa: F401
+    import torch
     import transformers  # noqa: F401
 except ImportError as exc:
     if os.environ.get("CI"):
@@ -35,6 +35,10 @@ except ImportError as exc:
 from tiny_janus import TinyJanus, build
 
 from janus_space.local import LocalJanus, SlowDeviceWarning
+
+# One intra-op thread: the tiny model gains nothing from more, and on a shared 2-core machine
+# OpenMP teams spinning against each other make CPU generation many times slower.
+torch.set_num_threads(1)
 
 GATE_TIMEOUT = 30.0  # seconds a gated generation waits before giving up (a failing test)
 
@@ -68,6 +72,8 @@ class ModelSpy:
 
     prompts: list[Any] = field(default_factory=list)
     """``input_ids`` of every prefill (a forward over more than one new token)."""
+    embedded: list[Any] = field(default_factory=list)
+    """Token ids of every multi-token pass through the text embedding (prompts, both CFG rows)."""
     pixels: list[Any] = field(default_factory=list)
     """``pixel_values`` of every pass through the vision tower."""
     text_tokens: int = 0
@@ -109,6 +115,10 @@ def spy_on(backend: LocalJanus) -> Iterator[ModelSpy]:
         if ids is not None and ids.shape[-1] > 1:
             seen.prompts.append(ids.detach().clone())
 
+    def before_embedding(module: Any, args: Any) -> None:
+        if args and args[0].shape[-1] > 1:
+            seen.embedded.append(args[0].detach().clone())
+
     def before_vision(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         pixels = args[0] if args else kwargs["pixel_values"]
         seen.pixels.append(pixels.detach().clone())
@@ -133,6 +143,7 @@ def spy_on(backend: LocalJanus) -> Iterator[ModelSpy]:
     handles = [
         model.register_forward_pre_hook(before_forward, with_kwargs=True),
         model.model.vision_model.register_forward_pre_hook(before_vision, with_kwargs=True),
+        model.get_input_embeddings().register_forward_pre_hook(before_embedding),
         model.lm_head.register_forward_hook(after_text_head),
         model.model.generation_head.register_forward_hook(after_image_head),
     ]

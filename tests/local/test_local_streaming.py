@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from hypothesis import given
@@ -18,7 +19,7 @@ def _utf8(ids: Sequence[int]) -> str:
 
 def _chunks(items: Sequence[int] | str, cuts: list[int]) -> list[Sequence[int] | str]:
     points = sorted({c % (len(items) + 1) for c in cuts} | {0, len(items)})
-    return [items[a:b] for a, b in zip(points, points[1:])]
+    return [items[a:b] for a, b in itertools.pairwise(points)]
 
 
 @given(st.text(), st.lists(st.integers(min_value=0)))
@@ -43,14 +44,17 @@ def test_a_character_split_over_tokens_waits_for_its_last_byte() -> None:
 
 def test_a_cut_character_at_the_end_is_flushed_as_the_tokenizer_decodes_it() -> None:
     decoder = IncrementalDecoder(_utf8)
-    assert decoder.push(list(b"ok") + [0xE2]) == ""
+    assert decoder.push([*b"ok", 0xE2]) == ""
     assert decoder.flush() == "ok\ufffd"
 
 
 stop_text = st.text(alphabet="abc ", max_size=40)
 
 
-@given(stop_text, st.lists(st.text(alphabet="abc", min_size=1, max_size=4), max_size=3), st.lists(st.integers(min_value=0)))
+stops = st.lists(st.text(alphabet="abc", min_size=1, max_size=4), max_size=3)
+
+
+@given(stop_text, stops, st.lists(st.integers(min_value=0)))
 def test_released_text_is_the_answer_cut_at_the_first_stop(
     text: str, stops: list[str], cuts: list[int]
 ) -> None:

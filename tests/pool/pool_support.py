@@ -62,7 +62,7 @@ def _answers(url: str) -> bool:
 
 @contextlib.contextmanager
 def running_replicas(
-    specs: dict[str, list[str]], folder: Path, startup_timeout: float = 180.0
+    specs: dict[str, list[str]], folder: Path, startup_timeout: float = 100.0
 ) -> Iterator[dict[str, Replica]]:
     """Start one replica per ``name: extra args`` at once; yield them when all answer."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}

@@ -19,8 +19,7 @@ from hub_server import HubStandIn, ScriptedSpace, running_hub
 from huggingface_hub import constants
 from pool_support import FAST, Replica
 
-from janus_space import Failover
-from janus_space.pool import JanusPool
+from janus_space import Failover, JanusPool
 
 
 @pytest.fixture(autouse=True)

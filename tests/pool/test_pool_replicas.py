@@ -15,14 +15,17 @@ from pool_support import FAST, FaultyHost, Replica
 from janus_space import (
     AppError,
     Failover,
+    GPUUnavailableError,
+    InvalidInputError,
     JanusClient,
     JanusConnectionError,
+    JanusPool,
     Queued,
     QuotaExceededError,
     SpaceUnavailableError,
+    Started,
     UnderstandingResult,
 )
-from janus_space.pool import JanusPool
 from janus_space.replica import parse_understanding_report, read_generation_report
 
 
@@ -163,6 +166,13 @@ async def test_all_down_raises_the_error_of_the_first_to_come_back(
         assert [(m.endpoint, m.next_endpoint) for m in failovers(seen)] == [(paused.url, refused)]
         with pytest.raises(SpaceUnavailableError):
             await pool.understand("and now?")
+        # Bad input says so, even while no endpoint can take a call.
+        with pytest.raises(InvalidInputError, match="temperature"):
+            await pool.understand("and now?", temperature=2.0)
+        with pytest.raises(InvalidInputError, match="conversation is empty"):
+            await pool.chat([])
+        with pytest.raises(InvalidInputError, match="guidance"):
+            await pool.generate("a cat", guidance=0.0)
     assert paused.requests == ["GET /config"]
 
 
@@ -202,3 +212,50 @@ async def test_no_leaks_over_many_pools(
     assert open_fds() <= fds
     assert len(asyncio.all_tasks()) <= tasks
     assert len(paused.requests) == 13  # one probe per pool: each new pool tries it once
+
+
+async def test_an_abandoned_or_cancelled_call_frees_its_place(
+    replicas: dict[str, Replica], tag: str
+) -> None:
+    a, b = replicas["a"], replicas["b"]
+    async with JanusPool([a.url, b.url], **FAST) as pool:
+        stream = pool.stream_understand(f"{tag} left [slow:10]")
+        async for event in stream:
+            if isinstance(event, Started):
+                break  # the caller walks away mid-job
+        await stream.aclose()
+        task = asyncio.ensure_future(pool.understand(f"{tag} cancelled [slow:10]"))
+        while not a.calls(f"{tag} cancelled"):
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # Both places on a were given back: the next call goes to a again (first in order).
+        assert (await pool.understand(f"{tag} next")).endpoint == a.url
+    assert len(b.calls(tag)) == 0
+
+
+def test_one_pool_from_several_event_loops(replicas: dict[str, Replica], tag: str) -> None:
+    """Sync callers run each call in a fresh loop (``asyncio.run``); the pool follows them."""
+    pool = JanusPool([replicas["a"].url, replicas["b"].url], **FAST)
+    first = asyncio.run(pool.understand(f"{tag} loop one"))
+    second = asyncio.run(pool.understand(f"{tag} loop two"))
+    asyncio.run(pool.aclose())
+    assert first.endpoint == second.endpoint == replicas["a"].url
+    assert pool.closed
+
+
+async def test_no_gpu_moves_the_call_on_for_this_call_only(
+    replicas: dict[str, Replica], tag: str
+) -> None:
+    a, b = replicas["a"], replicas["b"]
+    async with JanusPool([a.url, b.url], **FAST) as pool:
+        seen: list[Any] = []
+        with pytest.raises(GPUUnavailableError):  # the marker makes every replica refuse it
+            async for event in pool.stream_understand(f"{tag} [nogpu]"):
+                seen.append(event)
+        (move,) = failovers(seen)
+        assert (move.endpoint, move.next_endpoint, move.retry_after) == (a.url, b.url, None)
+        assert move.reason.startswith("GPUUnavailableError: No GPU was available")
+        assert len(a.calls(tag)) == len(b.calls(tag)) == 1
+        assert (await pool.understand(f"{tag} fine")).endpoint == a.url  # not skipped

@@ -13,8 +13,8 @@ from janus_space import (
     JanusBackend,
     JanusClient,
     JanusError,
+    JanusPool,
 )
-from janus_space.pool import JanusPool
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,10 @@ Faults come three ways:
   (with a body and headers), hang (accept, then say nothing) or reset the connection.
 * ``server.fail_stream(StreamFault(kind))``: the next N event streams break in a given way
   (502, reset mid-stream, end without ``process_completed``, go silent, malformed or oversized
-  lines, the server's own ``unexpected_error``, raw bytes); ``stream_fault_rate`` picks one at
-  random as a stream opens, ``message_fault_rate`` breaks a stream before a random message.
+  lines, the server's own ``unexpected_error``, raw bytes, or ``cut``: a middlebox that lets
+  ``estimation`` and ``process_starts`` through and closes the stream, again on every reopen);
+  ``stream_fault_rate`` picks one at random as a stream opens, ``message_fault_rate`` breaks a
+  stream before a random message.
 * Markers in the question or prompt, like the replica's, decide one job's fate (see
   :func:`parse_markers`): ``[quota]``, ``[quota0]``, ``[nogpu]``/``[nogpu:K]``, ``[apperror]``,
   ``[errnull]``, ``[hang]``, ``[slow:N]``, ``[vanish]``, ``[odd]`` (unknown messages),
@@ -92,6 +94,7 @@ StreamKind = Literal[
     "unexpected_error",
     "http_502",
     "raw",
+    "cut",
 ]
 STREAM_KINDS: tuple[StreamKind, ...] = (
     "http_502",
@@ -717,7 +720,8 @@ class FaultServer:
                 self.stream_faults_applied[fault.kind] += 1
                 await self._faulty_stream(request, response, session, fault)
                 return response
-            await self._stream(request, response, session)
+            with contextlib.suppress(ConnectionResetError):  # the client cut it (as clients do)
+                await self._stream(request, response, session)
             return response
         finally:
             self.open_streams -= 1
@@ -765,6 +769,15 @@ class FaultServer:
             return
         if fault.kind == "raw":
             await response.write(fault.payload)
+            return
+        if fault.kind == "cut":
+            # What the client sees through a middlebox that cuts the stream early: the job's
+            # first messages (the same ones on every reopen), then a clean end of the body.
+            for event_id in sorted(session.pending):
+                estimation = {"msg": "estimation", "event_id": event_id, "rank": 0, "queue_size": 1}
+                await response.write(self._line(estimation))
+                await response.write(self._line({"msg": "process_starts", "event_id": event_id}))
+            await response.write_eof()
             return
         if fault.kind == "end_early":
             # Send what is there now except completions, then end the body cleanly.

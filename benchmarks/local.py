@@ -1,0 +1,233 @@
+"""The local backend's cost over a bare ``model.generate``: ``python benchmarks/local.py``.
+
+Measures, on the same model and the same inputs, interleaved and repeated (medians):
+
+* an answer: ``LocalJanus.understand`` end to end against the code a user would write without
+  it (chat template, processor, ``model.generate``, decode) — the backend's overhead, target
+  at most 5 %; its time to the first ``TextDelta`` against the bare prefill (a one-token
+  generate); and tokens per second of both;
+* an image generation: ``LocalJanus.generate`` (PNG bytes) against bare ``generate`` in image
+  mode, the decoder and the same PNG encoding.
+
+By default the model is the tests' tiny random Janus (built in a temporary folder); ``--model``
+takes a real checkpoint (``deepseek-community/Janus-Pro-1B``, a folder…). The device is the
+backend's default (CUDA when there is one), so on a GPU machine the same command gives the
+GPU figures. Both sides use the same sampling and seed, run generate on a thread of their own
+and are checked to produce the same answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # allow `python benchmarks/local.py` as well as `-m benchmarks.local`
+    sys.path.insert(0, str(ROOT))
+
+QUESTION = "Describe what you see, in detail."
+PROMPT = "A lighthouse on a cliff at dusk, oil painting."
+
+
+def _bare_answer(janus: Any, tokens: int, seed: int) -> tuple[float, str]:
+    """What a user writes without the backend: template, processor, generate, decode."""
+    import torch
+
+    model, processor = janus.model, janus.processor
+    started = time.perf_counter()
+    messages = [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = processor(text=[text], return_tensors="pt").to(janus.device, janus.dtype)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        output = model.generate(
+            **inputs,
+            generation_mode="text",
+            max_new_tokens=tokens,
+            do_sample=True,
+            temperature=1.0,
+            top_p=0.95,
+            top_k=None,
+        )
+    new = output[0, inputs["input_ids"].shape[1] :]
+    text = processor.decode(new, skip_special_tokens=True)
+    _sync(janus)
+    return time.perf_counter() - started, str(text)
+
+
+def _bare_prefill(janus: Any) -> float:
+    """Seconds to the first token without the backend (a one-token generate)."""
+    import torch
+
+    processor = janus.processor
+    started = time.perf_counter()
+    messages = [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = processor(text=[text], return_tensors="pt").to(janus.device, janus.dtype)
+    with torch.inference_mode():
+        janus.model.generate(**inputs, generation_mode="text", max_new_tokens=1, do_sample=False)
+    _sync(janus)
+    return time.perf_counter() - started
+
+
+def _bare_images(janus: Any, count: int, seed: int) -> float:
+    import torch
+
+    from janus_space.local.generation import to_png
+
+    model, processor = janus.model, janus.processor
+    started = time.perf_counter()
+    messages = [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = processor(text=[text], generation_mode="image", return_tensors="pt").to(janus.device)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        tokens = model.generate(
+            **inputs,
+            generation_mode="image",
+            do_sample=True,
+            temperature=1.0,
+            guidance_scale=5.0,
+            num_return_sequences=count,
+        )
+        decoded = model.decode_image_tokens(tokens)
+    to_png(decoded, processor.image_processor)
+    return time.perf_counter() - started
+
+
+def _sync(janus: Any) -> None:
+    import torch
+
+    if getattr(janus.device, "type", "") == "cuda":
+        torch.cuda.synchronize()
+
+
+async def _backend_answer(janus: Any, tokens: int, seed: int) -> tuple[float, float, str]:
+    from janus_space import TextDelta, UnderstandingResult
+
+    started = time.perf_counter()
+    first = None
+    result = None
+    async for item in janus.stream_understand(
+        QUESTION, max_new_tokens=tokens, temperature=1.0, top_p=0.95, seed=seed
+    ):
+        if isinstance(item, TextDelta) and first is None:
+            first = time.perf_counter() - started
+        if isinstance(item, UnderstandingResult):
+            result = item
+    total = time.perf_counter() - started
+    assert result is not None and first is not None
+    return total, first, result.text
+
+
+def _in_thread(function: Any, *args: Any) -> Any:
+    """Run bare code on its own thread, as the backend runs generate on its worker thread."""
+    box: list[Any] = []
+    thread = threading.Thread(target=lambda: box.append(function(*args)))
+    thread.start()
+    thread.join()
+    return box[0]
+
+
+def _row(name: str, values: list[float]) -> str:
+    return f"| {name} | {statistics.median(values) * 1000:.1f} ms | {min(values) * 1000:.1f} ms |"
+
+
+async def run(janus: Any, *, tokens: int, rounds: int, images: int) -> None:
+    """Measure interleaved rounds and print the table."""
+    import torch
+    import transformers
+
+    bare, ours, ttft, prefill, bare_img, ours_img = [], [], [], [], [], []
+    same = 0
+    await _backend_answer(janus, tokens, 0)  # warm up both paths once
+    _in_thread(_bare_answer, janus, tokens, 0)
+    for round_number in range(rounds):
+        seed = 1000 + round_number
+        seconds, bare_text = _in_thread(_bare_answer, janus, tokens, seed)
+        bare.append(seconds)
+        total, first, text = await _backend_answer(janus, tokens, seed)
+        ours.append(total)
+        ttft.append(first)
+        prefill.append(_in_thread(_bare_prefill, janus))
+        same += text == bare_text  # same seed, same sampling: the same tokens
+        if images:
+            bare_img.append(_in_thread(_bare_images, janus, images, seed))
+            started = time.perf_counter()
+            await janus.generate(PROMPT, num_images=images, seed=seed)
+            ours_img.append(time.perf_counter() - started)
+    answer_overhead = statistics.median(ours) / statistics.median(bare) - 1
+    generated = len(janus.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    print(
+        f"model {janus.model_name} on {janus.device} ({janus.dtype}); torch {torch.__version__}, "
+        f"transformers {transformers.__version__}, {torch.get_num_threads()} CPU threads"
+    )
+    print(
+        f"{rounds} interleaved rounds; answers of up to {tokens} tokens (about {generated}); "
+        f"identical answers from both sides in {same} of {rounds} rounds"
+    )
+    print("| measure | median | best |\n|---|---|---|")
+    print(_row("answer, bare generate", bare))
+    print(_row("answer, LocalJanus.understand", ours))
+    print(_row("first token, bare prefill", prefill))
+    print(_row("first TextDelta, LocalJanus", ttft))
+    if images:
+        print(_row(f"{images} images, bare generate + PNG", bare_img))
+        print(_row(f"{images} images, LocalJanus.generate", ours_img))
+    bare_rate = generated / statistics.median(bare)
+    ours_rate = generated / (statistics.median(ours) - statistics.median(ttft))
+    print(f"tokens/s: bare {bare_rate:.0f} (whole call), LocalJanus {ours_rate:.0f} after first")
+    print(f"answer overhead: {answer_overhead:+.1%} (target <= +5%)")
+    if images:
+        image_overhead = statistics.median(ours_img) / statistics.median(bare_img) - 1
+        print(f"image overhead: {image_overhead:+.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a checkpoint id or folder (default: a tiny random one)")
+    parser.add_argument("--tokens", type=int, default=128, help="answer length in tokens")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--images", type=int, default=5, help="images per generation (0: skip)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the tiny model gains nothing from more, and on a "
+        "shared machine OpenMP teams spinning against each other drown the figures; 0: torch's)",
+    )
+    args = parser.parse_args()
+    import torch
+
+    from janus_space.local import LocalJanus, SlowDeviceWarning
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore", SlowDeviceWarning)
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model
+        if model is None:
+            from tests.local.tiny_janus import build
+
+            model = str(build(Path(folder) / "tiny-janus").path)
+        janus = LocalJanus(model)
+
+        async def measure() -> None:
+            try:
+                await run(janus, tokens=args.tokens, rounds=args.rounds, images=args.images)
+            finally:
+                await janus.aclose()
+
+        asyncio.run(measure())
+
+
+if __name__ == "__main__":
+    main()
