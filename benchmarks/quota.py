@@ -125,6 +125,14 @@ ROWS = (
 
 
 @dataclass
+class GiveUps:
+    """What became of the questions the user gave up on."""
+
+    asked: int = 0
+    reported_queued: int = 0  # had reported a queue place (their stream was open) when dropped
+
+
+@dataclass
 class Outcome:
     """What one run of the workload did."""
 
@@ -133,6 +141,7 @@ class Outcome:
     answers: int = 0
     seconds: float = 0.0
     jobs: dict[str, int] = field(default_factory=dict)  # replica name -> jobs that ran
+    give_ups: GiveUps = field(default_factory=GiveUps)
 
     @property
     def jobs_run(self) -> int:
@@ -237,18 +246,32 @@ def pictures() -> list[bytes]:
     return [noisy_photo(800, 600, seed=seed, quality=85) for seed in range(IMAGES)]
 
 
-async def _until_status(stream: AsyncGenerator[Any, None], waiting: asyncio.Event) -> Any:
-    """Drain a call; set ``waiting`` at its first status (queued, or started on an idle pool)."""
+async def _drain(stream: AsyncGenerator[Any, None], seen: set[type]) -> Any:
+    """Drain a call, noting the kinds of status it reported; returns its last item."""
     result = None
     async for item in stream:
-        if isinstance(item, (Queued, Started)):
-            waiting.set()
+        seen.add(type(item))
+        result = item
+    return result
+
+
+async def _started(stream: AsyncGenerator[Any, None], running: asyncio.Event) -> Any:
+    """Drain a call, setting ``running`` once the Space runs it; returns its last item."""
+    result = None
+    async for item in stream:
+        if isinstance(item, Started):
+            running.set()
         result = item
     return result
 
 
 async def run_workload(
-    backend: Any, images: list[bytes], tag: str, slow: int, drop_abandoned: bool
+    backend: Any,
+    images: list[bytes],
+    tag: str,
+    slow: int,
+    drop_abandoned: bool,
+    give_ups: GiveUps,
 ) -> int:
     """Play the three steps on ``backend``; returns how many answers the user got."""
 
@@ -266,38 +289,46 @@ async def run_workload(
             )
             answers += sum(isinstance(r, UnderstandingResult) for r in results)
             continue
-        # The kept question runs first; the rest wait behind it until the user gives up.
+        # The kept question runs; the user asks the rest, which wait behind it, and gives up
+        # on them a third of a job's time later (on one replica they are still queued then).
         running = asyncio.Event()
         first = asyncio.create_task(
-            _until_status(backend.stream_understand(text(kept[0]), images[kept[0].image]), running)
+            _started(backend.stream_understand(text(kept[0]), images[kept[0].image]), running)
         )
         await asyncio.wait_for(running.wait(), 120)
         waiting = []
         for ask in dropped:
-            event = asyncio.Event()
+            seen: set[type] = set()
             task = asyncio.create_task(
-                _until_status(backend.stream_understand(text(ask), images[ask.image]), event)
+                _drain(backend.stream_understand(text(ask), images[ask.image]), seen)
             )
-            waiting.append((task, event))
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for _, e in waiting)), 120)
+            waiting.append((task, seen))
+        await asyncio.sleep(slow * 0.2 / 3)
+        give_ups.asked += len(waiting)
+        give_ups.reported_queued += sum(Queued in seen for _, seen in waiting)
         for task, _ in waiting:
             if drop_abandoned:
                 task.cancel()  # the user closes the tab: the client abandons the call
             else:
                 ignored.append(task)  # the old client: the job ran anyway; nobody reads it
-        await asyncio.gather(*(t for t, _ in waiting), return_exceptions=True)
+        if drop_abandoned:
+            await asyncio.gather(*(t for t, _ in waiting), return_exceptions=True)
         answers += isinstance(await first, UnderstandingResult)
     await asyncio.gather(*ignored, return_exceptions=True)
     return answers
 
 
 async def measure(
-    savings: Savings, targets: list[Replica], images: list[bytes], slow: int
+    savings: Savings,
+    targets: list[Replica],
+    images: list[bytes],
+    slow: int,
+    extra: dict[str, Any] | None = None,
 ) -> Outcome:
     """One run of the workload with ``savings`` on one replica or a pool of them."""
     tag = f"run-{uuid.uuid4().hex[:8]}"
     cache = "memory" if savings.cache else None
-    settings: dict[str, Any] = {"timeout": 600.0, "max_retries": 0, "cache": cache}
+    settings: dict[str, Any] = {"timeout": 600.0, "max_retries": 0, "cache": cache, **(extra or {})}
     if len(targets) == 1:
         backend: Any = JanusClient(base_url=targets[0].url, **settings)
         clients = [backend]
@@ -311,13 +342,17 @@ async def measure(
             client._reuse = _EveryCallItsOwnJob()
     started = time.perf_counter()
     async with backend:
-        answers = await run_workload(backend, images, tag, slow, savings.drop_abandoned)
+        give_ups = GiveUps()
+        answers = await run_workload(backend, images, tag, slow, savings.drop_abandoned, give_ups)
     seconds = time.perf_counter() - started
     await asyncio.sleep(0.5)  # let the replicas write their last log lines
-    return Outcome(savings, len(targets), answers, seconds, {t.name: t.jobs(tag) for t in targets})
+    jobs = {t.name: t.jobs(tag) for t in targets}
+    return Outcome(savings, len(targets), answers, seconds, jobs, give_ups)
 
 
-async def measure_pool(targets: list[Replica], images: list[bytes], slow: int) -> list[Outcome]:
+async def measure_pool(
+    targets: list[Replica], images: list[bytes], slow: int, extra: dict[str, Any] | None = None
+) -> list[Outcome]:
     """POOL ROWS: the workload (no savings, then all) on a ``JanusPool`` of three replicas."""
     try:
         import janus_space.pool  # noqa: F401
@@ -325,8 +360,8 @@ async def measure_pool(targets: list[Replica], images: list[bytes], slow: int) -
         print(f"pool rows skipped: janus_space.pool does not import ({exc})", file=sys.stderr)
         return []
     return [
-        await measure(ROWS[0], targets, images, slow),
-        await measure(ROWS[-1], targets, images, slow),
+        await measure(ROWS[0], targets, images, slow, extra),
+        await measure(ROWS[-1], targets, images, slow, extra),
     ]
 
 
@@ -349,10 +384,11 @@ def report(single: list[Outcome], pool: list[Outcome], slow: int) -> str:
         f"Quota: {CALLS} questions over {IMAGES} images ({DISTINCT} distinct; "
         f"{GIVE_UPS} given up while queued), one single-worker replica; "
         f"each job that reached the function reserves {GPU_SECONDS_PER_JOB} s "
-        f"(jobs here take {slow * 0.2:.1f} s).",
+        f"(jobs here take {slow * 0.2:.1f} s). give-ups: how many had reported their queue "
+        "place when the user left (the others had no event stream open yet).",
         "",
         table(
-            ["savings", "jobs run", "GPU-s reserved", "saved", "answers", "wall s"],
+            ["savings", "jobs run", "GPU-s reserved", "saved", "answers", "wall s", "give-ups"],
             [
                 [
                     o.savings.name,
@@ -361,6 +397,7 @@ def report(single: list[Outcome], pool: list[Outcome], slow: int) -> str:
                     f"{100 * (1 - o.gpu_seconds / base):.0f} %",
                     str(o.answers),
                     f"{o.seconds:.1f}",
+                    f"{o.give_ups.reported_queued}/{o.give_ups.asked} queued",
                 ]
                 for o in single
             ],
@@ -410,8 +447,9 @@ async def main_async(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="janus-quota-") as folder,
         replicas(names, Path(folder)) as started,
     ):
-        single = [await measure(row, started[:1], images, args.slow_steps) for row in ROWS]
-        pool = [] if args.no_pool else await measure_pool(started, images, args.slow_steps)
+        extra = {"max_connections": args.max_connections} if args.max_connections else {}
+        single = [await measure(row, started[:1], images, args.slow_steps, extra) for row in ROWS]
+        pool = [] if args.no_pool else await measure_pool(started, images, args.slow_steps, extra)
     print(report(single, pool, args.slow_steps))
     if args.json:
         Path(args.json).write_text(
@@ -442,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="1 s jobs instead of 2 s")
     parser.add_argument("--no-pool", action="store_true", help="skip the pool rows")
+    parser.add_argument(
+        "--max-connections", type=int, help="the clients' max_connections (default: theirs)"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.quick:

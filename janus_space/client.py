@@ -143,6 +143,13 @@ class JanusClient:
         """True once ``aclose`` ran; a closed client refuses further calls."""
         return self._connection.closed
 
+    async def connect(self) -> None:
+        """Connect now (idempotent): find the token, read ``/config``, waking a sleeping Space.
+
+        Calls connect by themselves; this is for warming up, or for a pool probing an endpoint.
+        """
+        await self._connection.connect()
+
     async def aclose(self) -> None:
         """Cancel pending jobs on the Space and close the HTTP session (idempotent)."""
         await self._connection.aclose()

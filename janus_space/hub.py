@@ -177,6 +177,22 @@ def _implicit_token_disabled() -> bool:
     return os.environ.get("HF_HUB_DISABLE_IMPLICIT_TOKEN", "").strip().upper() in _TRUE
 
 
+def token_without_import() -> tuple[bool, Secret | None]:
+    """``(found, token)`` when the implicit token is known without loading huggingface_hub.
+
+    ``found`` is True when discovery is turned off (token None) or ``HF_TOKEN`` decides;
+    otherwise only ``discover_token`` (which imports huggingface_hub) can tell.
+    """
+    if _implicit_token_disabled():
+        return True, None
+    if not os.environ.get("HF_OIDC_RESOURCE"):
+        env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or ""
+        env = env.replace("\r", "").replace("\n", "").strip()
+        if env:
+            return True, Secret(env)
+    return False, None
+
+
 def discover_token() -> Secret | None:
     """The token Hugging Face tools would use implicitly, or None (anonymous).
 
@@ -187,13 +203,9 @@ def discover_token() -> Secret | None:
     and no OIDC exchange is configured, ``get_token()`` would return it first, so it is read
     here directly and ``huggingface_hub`` (~0.2 s to import) is not loaded at all.
     """
-    if _implicit_token_disabled():
-        return None
-    if not os.environ.get("HF_OIDC_RESOURCE"):
-        env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or ""
-        env = env.replace("\r", "").replace("\n", "").strip()
-        if env:
-            return Secret(env)
+    found, token = token_without_import()
+    if found:
+        return token
     try:
         from huggingface_hub import get_token
     except ImportError:  # pragma: no cover - huggingface_hub is a core dependency

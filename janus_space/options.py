@@ -195,10 +195,14 @@ class SpaceOptions:
             **{k: v for k, v in given.items() if v is not None},
         )
         token = hf_token if isinstance(hf_token, Secret) or hf_token is None else Secret(hf_token)
-        if token is not None and not token.get().strip():
-            token = None
-        elif token is not None:
-            token = Secret(token.get().strip())
+        if token is not None:
+            token = Secret(token.get().strip()) if token.get().strip() else None
+        elif settings.get("discover_token", True):
+            from .hub import token_without_import
+
+            found, token = token_without_import()  # else found on the first call, off the loop
+            if found:
+                settings["discover_token"] = False
         return cls(space=space, hf_token=token, timeouts=timeouts, **settings)
 
     @property

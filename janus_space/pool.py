@@ -729,11 +729,7 @@ async def _hub_facts(options: SpaceOptions) -> tuple[str, str | None] | None:
 
 async def _connect(client: JanusClient) -> None:
     """Reach the client's Space once (reading ``/config`` wakes a sleeping Space)."""
-    connect = getattr(client, "connect", None)
-    if connect is not None:
-        await connect()
-    else:
-        await client._connection.connect()
+    await client.connect()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

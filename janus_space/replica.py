@@ -122,10 +122,11 @@ def reply_marker(*replies: str) -> str:
     """Markers making the understanding stand-in answer with ``replies`` (scripted answers).
 
     The stand-in cannot follow instructions, so a test that needs, say, a JSON answer scripts
-    it. Each request is answered with the first reply not yet in the question (a follow-up
-    that repeats the earlier answers in its history gets the next one); once all are there,
-    the last. ``{{report}}`` in a reply becomes the stand-in's report as a JSON string, so a
-    scripted answer can still say what the Space received.
+    it. Each request is answered with the first reply not yet given in the question's
+    history (an ``Assistant: <reply>`` turn, as the flattened conversation of a follow-up
+    holds it); once all were given, the last. ``{{report}}`` in a reply becomes the
+    stand-in's report as a JSON string, so a scripted answer can still say what the Space
+    received.
     """
     return "".join(
         f"[reply:{base64.urlsafe_b64encode(text.encode('utf-8')).decode('ascii')}]"
@@ -136,11 +137,12 @@ def reply_marker(*replies: str) -> str:
 def scripted_answer(replies: Sequence[str], question: str, report: str) -> str:
     """The reply :func:`reply_marker` chooses for ``question`` (see there)."""
 
-    def asked_before(reply: str) -> bool:
-        parts = [part.strip() for part in reply.split(_REPORT_SLOT) if part.strip()]
-        return bool(parts) and all(part in question for part in parts)
+    def given_before(reply: str) -> bool:
+        lead, *rest = [part.strip() for part in reply.split(_REPORT_SLOT)]
+        start = lead or json.dumps("[replica] ")[:-1]  # a reply opening with the report
+        return f"Assistant: {start}" in question and all(part in question for part in rest)
 
-    chosen = next((r for r in replies if not asked_before(r)), replies[-1])
+    chosen = next((r for r in replies if not given_before(r)), replies[-1])
     return chosen.replace(_REPORT_SLOT, json.dumps(report))
 
 

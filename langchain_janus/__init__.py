@@ -7,6 +7,14 @@ agents, and ``JanusImageQuestion`` the image-question tool beside it (sharing an
 custom events named ``STATUS_EVENT``.
 """
 
+try:
+    import langchain_core  # noqa: F401 - only to name the missing extra
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "langchain_janus needs the 'langchain' extra: pip install 'janus-space[langchain]'"
+    ) from exc
+
+
 from ._events import STATUS_EVENT
 from .chat_models import GENERATION_MODEL, UNDERSTANDING_MODEL, ChatJanus
 from .tools import (

@@ -1,7 +1,8 @@
 """Queue position, progress and logs of a Space job → LangChain custom events.
 
 Each ``janus_space`` status event becomes one custom event named ``janus_status`` whose data
-is a plain dict (``{"status": "queued", "rank": 0, "queue_size": 3, "eta": 12.5, ...}``), so it
+is a plain dict (``{"status": "queued", "position": 1, "rank": 0, "queue_size": 3, ...}``;
+``position`` counts from 1, ``rank`` is Gradio's 0-based value), so it
 shows up in ``astream_events(version="v2")`` and reaches ``on_custom_event`` handlers.
 
 Where the event is attached, and why (checked on langchain-core 1.8.3):
@@ -35,7 +36,7 @@ from langchain_core.runnables.config import (
     get_callback_manager_for_config,
 )
 
-from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
+from janus_space import Failover, Heartbeat, Log, Progress, Queued, Started, StatusEvent
 
 __all__ = [
     "STATUS_EVENT",
@@ -57,12 +58,16 @@ _KINDS: dict[type, str] = {
     Progress: "progress",
     Log: "log",
     Heartbeat: "heartbeat",
+    Failover: "failover",
 }
 
 
 def status_payload(event: StatusEvent, model: str) -> dict[str, Any]:
     """A status event as the JSON-ready dict users receive as custom-event data."""
-    return {"status": _KINDS[type(event)], "model": model, **asdict(event)}
+    payload = {"status": _KINDS[type(event)], "model": model, **asdict(event)}
+    if isinstance(event, Queued):
+        payload["position"] = event.position  # 1 = next: the convention shown to users
+    return payload
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,14 @@ image-question ``FunctionTool``s that share images by id; queue and progress upd
 arrive as ``JanusStatusEvent``s.
 """
 
+try:
+    import llama_index.core  # noqa: F401 - only to name the missing extra
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "llama_index_janus needs the 'llama-index' extra: pip install 'janus-space[llama-index]'"
+    ) from exc
+
+
 from ._events import JanusStatusEvent
 from ._structured import JanusOutputParser, JanusStructuredProgram
 from ._tools import (

@@ -14,17 +14,17 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events import BaseEvent
 
-from janus_space import Heartbeat, Log, Progress, Queued, Started, StatusEvent
+from janus_space import Failover, Heartbeat, Log, Progress, Queued, Started, StatusEvent
 
 __all__ = ["JanusStatusEvent", "dispatcher", "status_event"]
 
 dispatcher = get_dispatcher("llama_index_janus")
 
-StatusKind = Literal["queued", "started", "progress", "log", "heartbeat"]
+StatusKind = Literal["queued", "started", "progress", "log", "heartbeat", "failover"]
 
 
 class JanusStatusEvent(BaseEvent):
-    """The Space reported queue position, start, progress, a log line or a heartbeat."""
+    """Queue position, start, progress, a log line, a heartbeat, or a pool's failover."""
 
     kind: StatusKind = Field(description="Which kind of update the Space sent.")
     task: Literal["understanding", "generation"] = Field(
@@ -32,7 +32,8 @@ class JanusStatusEvent(BaseEvent):
     )
     message: str = Field(description="A one-line human-readable summary of the update.")
     status: Any = Field(
-        description="The core's typed event: janus_space.Queued, Started, Progress, Log, Heartbeat."
+        description="The core's typed event: janus_space.Queued, Started, Progress, Log, "
+        "Heartbeat, Failover."
     )
 
     @classmethod
@@ -43,7 +44,7 @@ class JanusStatusEvent(BaseEvent):
 
 def _describe(status: StatusEvent) -> tuple[StatusKind, str]:
     if isinstance(status, Queued):
-        where = "?" if status.rank is None else str(status.rank + 1)
+        where = "?" if status.position is None else str(status.position)
         size = "" if status.queue_size is None else f" of {status.queue_size}"
         eta = "" if status.eta is None else f", about {status.eta:.0f}s to wait"
         return "queued", f"queued: position {where}{size}{eta}"
@@ -62,6 +63,10 @@ def _describe(status: StatusEvent) -> tuple[StatusKind, str]:
         return "log", f"{status.level}: {status.message}"
     if isinstance(status, Heartbeat):
         return "heartbeat", "still working"
+    if isinstance(status, Failover):
+        until = "" if status.retry_after is None else f" for {status.retry_after:.0f}s"
+        to = f"; trying {status.next_endpoint}" if status.next_endpoint else ""
+        return "failover", f"left {status.endpoint}{until}: {status.reason}{to}"
     raise TypeError(f"not a janus_space status event: {status!r}")
 
 

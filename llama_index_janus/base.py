@@ -176,6 +176,14 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
         default=384,
         description="Downscale input images to this longer side before sending (None: never).",
     )
+    context_window: int = Field(
+        default=CONTEXT_WINDOW,
+        ge=NUM_OUTPUT + 1,
+        description="Tokens LlamaIndex may pack, by its own counter, answer included. The "
+        "default fits any text the core accepts; multimodal RAG counts 2125 tokens per image, "
+        "so an image and its text share a call only with about 3300 or more (text prompts of "
+        "dense code may then exceed the Space's budget and be refused before sending).",
+    )
     status_chunks: bool = Field(
         default=True,
         description=(
@@ -186,12 +194,16 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
 
     _handle: BackendHandle = PrivateAttr(default_factory=BackendHandle)
 
-    def __init__(self, space: str = DEFAULT_SPACE, /, **settings: Any) -> None:
+    def __init__(self, space: str | None = None, /, **settings: Any) -> None:
         """Settings are the fields above (and LlamaIndex's own, e.g. ``callback_manager``).
 
         Nothing here touches the network.
         """
-        super().__init__(space=space, **settings)
+        if space is not None:
+            if "space" in settings:
+                raise TypeError("JanusPro got the Space id twice (positional and space=)")
+            settings["space"] = space
+        super().__init__(**settings)
         self._handle.bind(self)
 
     @field_validator("extra_headers", mode="before")
@@ -228,7 +240,7 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
                 model_name=f"local:{getattr(self.backend, 'model', 'janus')}",
             )
         return LLMMetadata(
-            context_window=CONTEXT_WINDOW,
+            context_window=self.context_window,
             num_output=NUM_OUTPUT,
             is_chat_model=True,
             is_function_calling_model=False,

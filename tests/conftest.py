@@ -14,8 +14,16 @@ against the replica, with secrets filtered; commit the changed cassettes.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
+
+# A developer's saved `hf auth login` must never reach a test: point huggingface_hub's token file
+# at a path that does not exist (before anything imports huggingface_hub).
+os.environ["HF_TOKEN_PATH"] = str(Path(tempfile.gettempdir()) / "janus-space-tests-no-token")
+os.environ.pop("HF_TOKEN", None)
 
 import pytest
 import pytest_socket

@@ -115,3 +115,24 @@ def test_adapters_add_no_pillow_numpy_or_gradio(statements: str) -> None:
 def test_the_baseline_would_catch_an_adapter_importing_pillow() -> None:
     """The baseline comparison is not vacuous: an extra ``import PIL`` shows up."""
     assert "PIL" in added_by_adapter("import langchain_janus\nimport PIL")
+
+
+@pytest.mark.parametrize(
+    ("package", "blocked", "extra"),
+    [
+        ("langchain_janus", "langchain_core", "langchain"),
+        ("llama_index_janus", "llama_index", "llama-index"),
+    ],
+)
+def test_an_adapter_without_its_extra_names_the_extra_to_install(
+    package: str, blocked: str, extra: str
+) -> None:
+    script = (
+        "import sys\n"
+        f"sys.modules[{blocked!r}] = None  # as if the extra were not installed\n"
+        f"import {package}\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert f"pip install 'janus-space[{extra}]'" in done.stderr
+    assert "ModuleNotFoundError" not in done.stderr.splitlines()[-1]

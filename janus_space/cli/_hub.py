@@ -41,8 +41,7 @@ _STAGES = {
 }
 _QUOTA_MEMORY = (
     "no refusal remembered: this is a new process (a running client or pool remembers a "
-    "quota error and fails fast until the retry-after the Space gave; a process starts "
-    "with none)"
+    "quota error and fails fast until its retry-after; a process starts with none)"
 )
 
 
@@ -200,16 +199,13 @@ def run_duplicate(
 
 def _quota_line(status: Any, settings: Settings) -> str:
     if not status.zerogpu:
-        return "not ZeroGPU: no daily GPU quota applies; " + _QUOTA_MEMORY
+        return "not ZeroGPU: no daily GPU quota applies"
     whose = (
         "your account's (a token is set)"
         if settings.token_set
         else "the small anonymous one (no token)"
     )
-    return (
-        f"ZeroGPU: each call reserves about 120 s of the caller's daily quota, {whose}; "
-        + _QUOTA_MEMORY
-    )
+    return f"ZeroGPU: each call reserves about 120 s of the caller's daily quota, {whose}"
 
 
 def _status_text(status: Any, settings: Settings, hub: Any) -> str:
@@ -226,6 +222,7 @@ def _status_text(status: Any, settings: Settings, hub: Any) -> str:
             f"  hardware:  {hardware}",
             f"  sleeps:    {_sleep_text(status.sleep_time)}",
             f"  quota:     {_quota_line(status, settings)}",
+            f"  refused:   {_QUOTA_MEMORY}",
         ]
     )
 

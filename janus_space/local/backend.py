@@ -79,7 +79,7 @@ class LocalJanus:
         check_max_new_tokens(max_new_tokens, 1_000_000)
         if context_tokens is not None:
             check_max_new_tokens(context_tokens, 10_000_000)
-        from .loading import choose_placement, import_stack, load
+        from .loading import choose_placement, import_stack, load, warn_if_slow
 
         torch, _ = import_stack()
         placement = choose_placement(torch, device, dtype, device_map)
@@ -91,6 +91,7 @@ class LocalJanus:
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
             context_tokens=context_tokens,
         )
+        warn_if_slow(placement)
         self.model_name = model
         self._default_max_new_tokens = max_new_tokens
         self._upscale = bool(upscale)

@@ -176,11 +176,17 @@ def answer(loaded: LoadedModel, job: Job, request: AnswerRequest) -> Understandi
 
 
 class _ImageWatcher(LogitsProcessor):
-    """Called once per image token: report progress, abort when the caller has left."""
+    """Called once per image token: report progress, abort when the caller has left.
 
-    def __init__(self, job: Job, length: int) -> None:
+    With guidance 1 transformers adds no guidance processor yet still runs the conditional and
+    the unconditional rows, and fails on the doubled batch; guidance 1 means the conditional
+    scores alone, so ``conditional_only`` keeps those.
+    """
+
+    def __init__(self, job: Job, length: int, *, conditional_only: bool = False) -> None:
         self._job = job
         self._length = length
+        self._conditional_only = conditional_only
         self.steps = 0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
@@ -197,6 +203,8 @@ class _ImageWatcher(LogitsProcessor):
                     progress=self.steps / self._length,
                 )
             )
+        if self._conditional_only:
+            return scores[: scores.shape[0] // 2]
         return scores
 
 
@@ -236,7 +244,7 @@ def draw(loaded: LoadedModel, job: Job, request: DrawRequest) -> GenerationResul
             f"the prompt takes {prompt_tokens} tokens; with the {loaded.num_image_tokens} image "
             f"tokens it must fit the model's {loaded.context_tokens}-token context"
         )
-    watcher = _ImageWatcher(job, loaded.num_image_tokens)
+    watcher = _ImageWatcher(job, loaded.num_image_tokens, conditional_only=request.guidance <= 1.0)
     sampling: dict[str, Any] = (
         {"do_sample": True, "temperature": request.temperature}
         if request.temperature > 0

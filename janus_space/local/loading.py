@@ -37,6 +37,7 @@ __all__ = [
     "import_stack",
     "load",
     "out_of_memory",
+    "warn_if_slow",
 ]
 
 MIN_TRANSFORMERS = (4, 52)
@@ -73,7 +74,7 @@ def import_stack() -> tuple[ModuleType, ModuleType]:
         ) from exc
     from packaging.version import Version
 
-    installed = str(transformers.__version__)
+    installed = transformers_version(transformers)
     minimum = ".".join(map(str, MIN_TRANSFORMERS))
     if Version(installed) < Version(minimum) or not hasattr(
         transformers, "JanusForConditionalGeneration"
@@ -84,6 +85,11 @@ def import_stack() -> tuple[ModuleType, ModuleType]:
             installed=installed,
         )
     return torch, transformers
+
+
+def transformers_version(transformers: ModuleType) -> str:
+    """The installed transformers release (its own ``__version__``)."""
+    return str(transformers.__version__)
 
 
 @dataclass(frozen=True)
@@ -138,14 +144,18 @@ def choose_placement(
             chosen_dtype = torch.float16
         else:
             chosen_dtype = torch.float32
-    if target.type == "cpu":
+    return Placement(device=target, dtype=chosen_dtype)
+
+
+def warn_if_slow(placement: Placement) -> None:
+    """Say that the CPU is slow when the model was placed there (once it loaded)."""
+    if placement.device is not None and placement.device.type == "cpu":
         warnings.warn(
             "Janus-Pro runs on the CPU here: expect minutes per answer with the 7B model "
             "(install a CUDA build of torch, or use an Apple GPU, for interactive speed)",
             SlowDeviceWarning,
             stacklevel=3,
         )
-    return Placement(device=target, dtype=chosen_dtype)
 
 
 def _best_device(torch: ModuleType) -> Any:
@@ -258,7 +268,7 @@ def load(
         "cache_dir": cache_dir,
     }
     _read_config(transformers, model, hub)
-    major = int(str(transformers.__version__).split(".")[0])
+    major = int(transformers_version(transformers).split(".")[0])
     dtype_key = "dtype" if major >= 5 else "torch_dtype"
     kwargs: dict[str, Any] = {**hub, dtype_key: placement.dtype}
     if placement.device_map is not None:

@@ -26,8 +26,8 @@ from janus_space import (
     SpaceUnavailableError,
 )
 from janus_space.cli import EXIT_CODES, exit_code_for
-from janus_space.errors import PromptTooLongError
 from janus_space.cli._errors import describe_error, error_record, format_wait
+from janus_space.errors import PromptTooLongError
 
 ERROR_CLASSES = sorted(
     (

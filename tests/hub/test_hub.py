@@ -304,7 +304,7 @@ def test_wait_gives_up_at_its_timeout_and_says_where_to_look(hub: HubStandIn) ->
         hub_module.wait_until_running(
             "tester/slow", hub_url=hub.url, token=TOKEN, timeout=0.2, poll_interval=0.05
         )
-    assert len(hub.requests) >= 2
+    assert hub.calls() and set(hub.calls()) == {("GET", runtime_path("tester/slow"))}
 
 
 async def test_async_wait_reports_each_stage(hub: HubStandIn) -> None:

@@ -317,3 +317,15 @@ def test_strict_takes_only_booleans() -> None:
             llm.with_structured_output(Receipt, strict=strict)
         with pytest.raises(InvalidInputError, match="strict must be"):
             llm.with_structured_output(Receipt, strict="yes")  # type: ignore[arg-type]
+
+
+async def test_the_repair_request_is_traced_as_its_own_tagged_model_run(space_url: str) -> None:
+    async with ChatJanus(base_url=space_url) as llm:
+        chain = PROMPT | llm.with_structured_output(Receipt)
+        events = [e async for e in chain.astream_events(inputs(BAD_TOTAL, GOOD), version="v2")]
+    starts = [e for e in events if e["event"] == "on_chat_model_start"]
+    assert len(starts) == 2
+    assert "janus:structured-output-repair" not in starts[0]["tags"]
+    assert "janus:structured-output-repair" in starts[1]["tags"]
+    (end,) = [e for e in events if e["event"] == "on_chain_end" and not e["parent_ids"]]
+    assert isinstance(end["data"]["output"], Receipt)

@@ -162,6 +162,11 @@ def space_calls(events: EventRecorder) -> list[tuple[int, int]]:
     return [(report.width, report.height) for report in reports]
 
 
+# Room for one image (LlamaIndex counts 2125 tokens for it) beside its caption; the default
+# window is sized for text and sends an image apart from the text it came with.
+MULTIMODAL_WINDOW = 3300
+
+
 def retrieved_image_sizes(response: Response) -> list[tuple[int, int]]:
     return [
         IMAGES[n.node.node_id][:2] for n in response.source_nodes if isinstance(n.node, ImageNode)
@@ -170,13 +175,14 @@ def retrieved_image_sizes(response: Response) -> list[tuple[int, int]]:
 
 @pytest.mark.filterwarnings("error::janus_space.ImagesDroppedWarning")
 def test_multimodal_rag_sends_each_retrieved_image(llm: JanusPro, events: EventRecorder) -> None:
-    engine = multimodal_index().as_query_engine(llm=llm, multimodal=True, similarity_top_k=3)
+    wide = llm.model_copy(update={"context_window": MULTIMODAL_WINDOW})
+    engine = multimodal_index().as_query_engine(llm=wide, multimodal=True, similarity_top_k=3)
     response = engine.query("Which colours are shown?")
     assert isinstance(response, Response)
     retrieved = retrieved_image_sizes(response)
     assert sorted(retrieved) == sorted(size[:2] for size in IMAGES.values())
-    # LlamaIndex packs context by its token estimate (an image counts 2125 tokens against our
-    # 4096 window), so each call carries one image: first the best-ranked, then a refine call.
+    # LlamaIndex packs context by its token estimate (an image counts 2125 tokens against the
+    # window), so each call carries one image: first the best-ranked, then a refine call.
     assert space_calls(events) == retrieved
     last = parse_understanding_report(str(response))
     assert (last.width, last.height) == retrieved[-1]
@@ -184,7 +190,8 @@ def test_multimodal_rag_sends_each_retrieved_image(llm: JanusPro, events: EventR
 
 
 async def test_multimodal_rag_async_top_image(llm: JanusPro, events: EventRecorder) -> None:
-    engine = multimodal_index().as_query_engine(llm=llm, multimodal=True, similarity_top_k=1)
+    wide = llm.model_copy(update={"context_window": MULTIMODAL_WINDOW})
+    engine = multimodal_index().as_query_engine(llm=wide, multimodal=True, similarity_top_k=1)
     response = await engine.aquery("What is in the picture?")
     assert isinstance(response, Response)
     (retrieved,) = retrieved_image_sizes(response)

@@ -17,6 +17,7 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,11 +50,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyJanus:
     return build(tmp_path_factory.mktemp("janus") / "tiny-janus")
 
 
-def load(tiny: TinyJanus, **settings: Any) -> LocalJanus:
-    """A LocalJanus on the tiny checkpoint, on the CPU, without the CPU speed warning."""
+def load(tiny: TinyJanus | Path, **settings: Any) -> LocalJanus:
+    """A LocalJanus on the tiny checkpoint (or a copy), on the CPU, without the speed warning."""
+    path = tiny if isinstance(tiny, Path) else tiny.path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SlowDeviceWarning)
-        return LocalJanus(str(tiny.path), device="cpu", **settings)
+        return LocalJanus(str(path), device="cpu", **settings)
 
 
 @pytest.fixture

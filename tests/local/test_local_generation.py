@@ -78,10 +78,25 @@ async def test_progress_counts_image_tokens_of_the_whole_batch(
     assert spy.image_tokens == tiny.num_image_tokens  # one head pass per token, all images
 
 
-async def test_guidance_reaches_the_model(backend: LocalJanus) -> None:
-    low = await backend.generate("a kite", num_images=1, seed=4, guidance=1.0)
-    high = await backend.generate("a kite", num_images=1, seed=4, guidance=9.5)
-    assert low.images[0].data != high.images[0].data
+async def test_guidance_reaches_the_guidance_processor_and_one_means_none(
+    backend: LocalJanus, tiny: TinyJanus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers.generation import logits_process
+
+    scales: list[float] = []
+    real_init = logits_process.ClassifierFreeGuidanceLogitsProcessor.__init__
+
+    def init(self: object, guidance_scale: float) -> None:
+        scales.append(guidance_scale)
+        real_init(self, guidance_scale)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(logits_process.ClassifierFreeGuidanceLogitsProcessor, "__init__", init)
+    await backend.generate("a kite", num_images=2, guidance=7.5)
+    assert scales == [7.5]
+    # guidance 1 is "no guidance": transformers adds no processor and would fail on the
+    # doubled batch; the backend keeps the conditional scores and still draws the images
+    result = await backend.generate("a kite", num_images=2, guidance=1.0)
+    assert scales == [7.5] and len(result.images) == 2
 
 
 async def test_the_prompt_reaches_the_model_through_the_chat_template(
