@@ -41,7 +41,7 @@ def _bare_answer(janus: Any, tokens: int, seed: int) -> tuple[float, str]:
     """What a user writes without the backend: template, processor, generate, decode."""
     import torch
 
-    model, processor = janus.model, janus.processor
+    model, processor = janus.transformers_model, janus.processor
     started = time.perf_counter()
     messages = [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True)
@@ -73,7 +73,9 @@ def _bare_prefill(janus: Any) -> float:
     text = processor.apply_chat_template(messages, add_generation_prompt=True)
     inputs = processor(text=[text], return_tensors="pt").to(janus.device, janus.dtype)
     with torch.inference_mode():
-        janus.model.generate(**inputs, generation_mode="text", max_new_tokens=1, do_sample=False)
+        janus.transformers_model.generate(
+            **inputs, generation_mode="text", max_new_tokens=1, do_sample=False
+        )
     _sync(janus)
     return time.perf_counter() - started
 
@@ -83,7 +85,7 @@ def _bare_images(janus: Any, count: int, seed: int) -> float:
 
     from janus_space.local.generation import to_png
 
-    model, processor = janus.model, janus.processor
+    model, processor = janus.transformers_model, janus.processor
     started = time.perf_counter()
     messages = [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True)
@@ -167,7 +169,7 @@ async def run(janus: Any, *, tokens: int, rounds: int, images: int) -> None:
     answer_overhead = statistics.median(ours) / statistics.median(bare) - 1
     generated = len(janus.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
     print(
-        f"model {janus.model_name} on {janus.device} ({janus.dtype}); torch {torch.__version__}, "
+        f"model {janus.model} on {janus.device} ({janus.dtype}); torch {torch.__version__}, "
         f"transformers {transformers.__version__}, {torch.get_num_threads()} CPU threads"
     )
     print(

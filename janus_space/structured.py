@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, PromptTooLongError
 from .prompt import DEFAULT_TOKEN_BUDGET, estimate_tokens
 
 __all__ = [
@@ -97,7 +97,7 @@ class AnswerFormat:
             need = max(need, estimate_tokens("\n\n".join([*parts, worst])))
         if need <= budget:
             return
-        raise InvalidInputError(
+        raise PromptTooLongError(
             f"the structured-output prompt for {self.name} needs about {need} tokens (the "
             f"schema's instructions alone about {estimate_tokens(self.instructions)}), more "
             f"than the {budget} Janus-Pro has room for beside the image and the answer: use a "

@@ -309,8 +309,9 @@ class ChatJanus(SpaceSettings, BaseChatModel):
         unknown = set(kwargs) - {"model", "stream", "max_tokens", *_SHARED_PARAMS, *_ONLY_FOR}
         if unknown:
             raise InvalidInputError(
-                f"ChatJanus does not support {sorted(unknown)} (no tool calling or structured "
-                "output); call arguments: model, temperature, top_p, seed, guidance"
+                f"ChatJanus does not support {sorted(unknown)} (Janus has no tool calling; for "
+                "typed answers use with_structured_output); call arguments: model, "
+                "temperature, top_p, seed, guidance, max_tokens"
             )
         model = kwargs.get("model") or self.model
         if model not in _MODELS:

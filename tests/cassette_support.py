@@ -262,9 +262,10 @@ def match_body(r1: Request, r2: Request) -> None:
 class SessionBinder:
     """Ties each session_hash the client makes up on replay to one recorded session_hash.
 
-    The first request of a new live session may match any recorded session not yet taken;
-    once a response is played, every later request of that live session must match requests of
-    the same recorded session. So two concurrent calls each get back their own event stream.
+    The first request of a new live session, and each join (a new job, perhaps on a session the
+    client reuses), may match any recorded session not yet taken; once a response is played,
+    every later request of that live session must match requests of the recorded session it is
+    bound to. So two concurrent calls each get back their own event stream.
     """
 
     def __init__(self) -> None:

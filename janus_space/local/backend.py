@@ -92,7 +92,8 @@ class LocalJanus:
             context_tokens=context_tokens,
         )
         warn_if_slow(placement)
-        self.model_name = model
+        self.model = model
+        """The checkpoint: a Hugging Face model id or a folder."""
         self._default_max_new_tokens = max_new_tokens
         self._upscale = bool(upscale)
         self._closed = False
@@ -105,7 +106,7 @@ class LocalJanus:
             images_per_call=None,
             native_history=True,
             token_streaming=True,
-            max_new_tokens=window,
+            max_new_tokens=max_new_tokens,  # a call may ask for more, up to the context
             max_new_tokens_settable=True,
             context_tokens=window,
             prompt_token_budget=max(
@@ -129,10 +130,10 @@ class LocalJanus:
     @property
     def endpoint(self) -> str:
         """How results name this backend: ``local:<model>``."""
-        return f"local:{self.model_name}"
+        return f"local:{self.model}"
 
     @property
-    def model(self) -> Any:
+    def transformers_model(self) -> Any:
         """The loaded ``JanusForConditionalGeneration`` (None once closed)."""
         return None if self._loaded is None else self._loaded.model
 
@@ -157,7 +158,7 @@ class LocalJanus:
         return self._default_max_new_tokens
 
     def __repr__(self) -> str:
-        return f"LocalJanus(model={self.model_name!r}, device={self.device!s}, dtype={self.dtype})"
+        return f"LocalJanus(model={self.model!r}, device={self.device!s}, dtype={self.dtype})"
 
     # -- lifetime ------------------------------------------------------------------------
 

@@ -109,7 +109,7 @@ def spy(backend: LocalJanus) -> Iterator[ModelSpy]:
 def spy_on(backend: LocalJanus) -> Iterator[ModelSpy]:
     """Install a ``ModelSpy`` on a backend's model until the generator is closed."""
     seen = ModelSpy()
-    model = backend.model
+    model = backend.transformers_model
 
     def before_forward(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         seen.threads.add(threading.current_thread().name)

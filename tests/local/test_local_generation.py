@@ -32,7 +32,7 @@ async def test_the_asked_number_of_png_images_at_the_model_size(
     side = tiny.image_side
     assert _sizes(result) == [("PNG", (side, side))] * count
     assert all(image.mime_type == "image/png" for image in result.images)
-    assert result.endpoint == f"local:{backend.model_name}"
+    assert result.endpoint == f"local:{backend.model}"
     assert (result.seed, result.guidance, result.temperature) == (count, 5.0, 1.0)
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import torch
-import transformers
 from conftest import ModelSpy, load
 from tiny_janus import TinyJanus
 
@@ -112,7 +111,7 @@ async def test_running_out_of_gpu_memory_says_what_to_try(
     def fail(module: Any, args: Any) -> None:
         raise error
 
-    handle = backend.model.model.language_model.register_forward_pre_hook(fail)
+    handle = backend.transformers_model.model.language_model.register_forward_pre_hook(fail)
     try:
         with pytest.raises(OutOfMemoryError, match="Janus-Pro-1B") as caught:
             await backend.understand("Hi.", max_new_tokens=3)
@@ -130,7 +129,7 @@ async def test_other_model_errors_pass_through_unchanged(backend: LocalJanus) ->
     def fail(module: Any, args: Any) -> None:
         raise RuntimeError("shape mismatch in a layer")
 
-    handle = backend.model.model.language_model.register_forward_pre_hook(fail)
+    handle = backend.transformers_model.model.language_model.register_forward_pre_hook(fail)
     try:
         with pytest.raises(RuntimeError, match="shape mismatch"):
             await backend.understand("Hi.", max_new_tokens=3)
@@ -145,7 +144,7 @@ def test_the_cpu_is_chosen_without_a_gpu_and_says_it_is_slow(tiny: TinyJanus) ->
         janus = LocalJanus(str(tiny.path))
     try:
         assert janus.device.type == "cpu" and janus.dtype == torch.float32
-        assert next(janus.model.parameters()).dtype == torch.float32
+        assert next(janus.transformers_model.parameters()).dtype == torch.float32
     finally:
         janus.close()
 
@@ -156,7 +155,7 @@ async def test_a_dtype_by_name_loads_the_weights_in_it(
 ) -> None:
     janus = load(tiny, dtype=name)
     try:
-        assert janus.dtype == dtype and next(janus.model.parameters()).dtype == dtype
+        assert janus.dtype == dtype and next(janus.transformers_model.parameters()).dtype == dtype
         answer = await janus.understand("Half?", max_new_tokens=3)
         assert answer.endpoint == f"local:{tiny.path}"
     finally:
@@ -192,7 +191,7 @@ def test_device_map_needs_accelerate(tiny: TinyJanus) -> None:
     if find_spec("accelerate") is not None:
         janus = LocalJanus(str(tiny.path), device_map="auto")
         try:
-            assert janus.model is not None
+            assert janus.transformers_model is not None
         finally:
             janus.close()
         return
@@ -214,8 +213,10 @@ async def test_a_checkpoint_without_the_image_generation_settings_still_draws(
     janus = load(copy)
     try:
         boi = janus.processor.tokenizer.convert_tokens_to_ids(janus.processor.image_start_token)
-        assert janus.model.generation_config.generation_kwargs == {"boi_token_id": boi}
-        assert janus.model.config.vision_config.num_image_tokens == tiny.num_image_tokens
+        assert janus.transformers_model.generation_config.generation_kwargs == {"boi_token_id": boi}
+        assert (
+            janus.transformers_model.config.vision_config.num_image_tokens == tiny.num_image_tokens
+        )
         result = await janus.generate("a hill", num_images=2)
         assert len(result.images) == 2
     finally:

@@ -49,6 +49,7 @@ def test_it_is_a_janus_backend(backend: LocalJanus) -> None:
     assert capabilities.images_per_call is None
     assert capabilities.native_history and capabilities.token_streaming
     assert capabilities.max_new_tokens_settable
+    assert capabilities.max_new_tokens == backend.default_max_new_tokens == 512
     assert capabilities.images_per_generation == (1, 16)
     assert capabilities.context_tokens == 4096
 
@@ -227,7 +228,7 @@ async def test_aclose_fails_waiting_calls_stops_the_running_one_and_ends_the_thr
         await waiting
     assert spy.text_tokens == 3
     spying.close()
-    assert janus.closed and janus.model is None
+    assert janus.closed and janus.transformers_model is None
     assert {thread.ident for thread in threading.enumerate()} == before
     with pytest.raises(JanusError, match="closed"):
         await janus.understand("Again?")

@@ -38,7 +38,7 @@ async def test_the_answer_streams_token_by_token_and_the_deltas_join_to_the_resu
     # one delta per token that shows text (special tokens decode to nothing)
     assert len(pieces) >= spy.text_tokens - 2 >= 10
     assert isinstance(items[0], Queued) and isinstance(items[1], Started)
-    assert answer.endpoint == f"local:{backend.model_name}"
+    assert answer.endpoint == f"local:{backend.model}"
     assert answer.prompt is not None and answer.prompt.estimated_tokens == spy.prompts[0].shape[-1]
 
 
@@ -130,6 +130,7 @@ async def test_the_default_answer_length_is_the_backend_setting(
     tiny: TinyJanus,
 ) -> None:
     janus = load(tiny, max_new_tokens=9)
+    assert janus.capabilities.max_new_tokens == 9
     spying = spy_on(janus)
     seen = next(spying)
     try:
