@@ -210,8 +210,8 @@ def discover_token() -> Secret | None:
         from huggingface_hub import get_token
     except ImportError:  # pragma: no cover - huggingface_hub is a core dependency
         return None
-    token = get_token()
-    return Secret(token) if token else None
+    value = get_token()
+    return Secret(value) if value else None
 
 
 def _token_argument(token: Secret | str | None) -> tuple[str | bool, bool]:

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import dataclasses
 import inspect
+import json
 import logging
 import time
 import weakref
@@ -34,10 +35,11 @@ from .events import (
     TextDelta,
     UnderstandingResult,
 )
-from .media import ImageInput
+from .media import ImageInput, is_url, load_image
 from .options import GENERATION_DEFAULTS, GUIDANCE_RANGE, UNDERSTANDING_DEFAULTS, SpaceOptions
 from .params import check_range, check_seed, check_stop, check_text, check_unit
 from .prompt import Message
+from .reuse import CallReuse, call_key, resolve_cache
 from .routing import (
     BROKEN_STAGES,
     WAKING_STAGES,
@@ -115,6 +117,9 @@ class JanusPool:
         hardware: Mapping[str, str] | None = None,
         **shared_settings: Any,
     ) -> None:
+        # Identical calls share one job, and the cache answers, at the pool's level: any
+        # endpoint's answer will do, so the key names the pool, not the endpoint that served.
+        self._reuse = CallReuse(resolve_cache(shared_settings.pop("cache", None)))
         clients = _build_clients(endpoints, shared_settings)
         states: list[EndpointState] = []
         for order, client in enumerate(clients):
@@ -145,6 +150,15 @@ class JanusPool:
             weakref.WeakKeyDictionary()
         )
         self._capabilities = dataclasses.replace(clients[0].capabilities, kind="pool")
+        self._identity = "pool:" + "|".join(names)
+
+    def _key(self, function: str, image: ImageInput | None, **params: Any) -> str:
+        """The identity of a call through this pool (its image read, never re-encoded)."""
+        if isinstance(image, str) and is_url(image.strip()):
+            params["image_url"] = image.strip()
+            return call_key(self._identity, function, **params)
+        picture = None if image is None else load_image(image)
+        return call_key(self._identity, function, image=picture, **params)
 
     # -- what it is ----------------------------------------------------------------------
 
@@ -457,7 +471,17 @@ class JanusPool:
                 stop=stop,
             )
 
-        events = self._stream(start)
+        key = self._key(
+            "multimodal_understanding",
+            image,
+            question=question,
+            seed=seed,
+            top_p=top_p,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            stop=json.dumps(list(stop)),
+        )
+        events = self._reuse.stream(key, lambda: self._stream(start), UnderstandingResult)
         async with contextlib.aclosing(events):
             async for event in events:
                 yield event
@@ -511,7 +535,20 @@ class JanusPool:
                 stop=stop,
             )
 
-        events = self._stream(start)
+        turns = [
+            [m.role, m.text, [self._key("image", image) for image in m.images]] for m in messages
+        ]
+        key = self._key(
+            "chat",
+            None,
+            conversation=json.dumps(turns),
+            seed=seed,
+            top_p=top_p,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            stop=json.dumps(list(stop)),
+        )
+        events = self._reuse.stream(key, lambda: self._stream(start), UnderstandingResult)
         async with contextlib.aclosing(events):
             async for event in events:
                 yield event
@@ -562,7 +599,16 @@ class JanusPool:
                 prompt, seed=seed, guidance=guidance, temperature=temperature, num_images=num_images
             )
 
-        events = self._stream(start)
+        key = self._key(
+            "generate_image",
+            None,
+            prompt=prompt,
+            seed=seed,
+            guidance=guidance,
+            temperature=temperature,
+            num_images=num_images,
+        )
+        events = self._reuse.stream(key, lambda: self._stream(start), GenerationResult)
         async with contextlib.aclosing(events):
             async for event in events:
                 yield event

@@ -59,6 +59,7 @@ _MAX_EARLY_EVENTS = 1000
 _MAX_IDLE_SESSIONS = 64
 _CUT_READ_TIMEOUT = 10.0
 _CUT_GRACE = 0.5
+_DRAIN_SECONDS = 1.0
 StreamEnd = Literal["closed", "ended", "failed", "evicted"]
 
 
@@ -513,7 +514,9 @@ class QueueSession:
                                 raise ProtocolError("the event stream sent a non-object message")
                             verdict = self._route(session, message)
                             if isinstance(verdict, str):
-                                session.covered |= verdict == "closed" and after_join
+                                if verdict == "closed":
+                                    session.covered |= after_join
+                                    await _read_to_the_end(resp)
                                 return verdict, news
                             news = news or verdict
                 except ValueError as exc:  # from the decoder: an oversized line or event
@@ -522,6 +525,13 @@ class QueueSession:
             session.watched = False
         session.covered |= after_join  # the server ended it: it is done with the session's queue
         return "ended", news
+
+
+async def _read_to_the_end(resp: aiohttp.ClientResponse) -> None:
+    """After ``close_stream`` the server ends the body at once: read that end, so the connection
+    goes back to the pool (and the server sees a finished stream, not a disconnect)."""
+    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        await asyncio.wait_for(resp.content.read(), _DRAIN_SECONDS)
 
 
 def _token_sent(headers: Mapping[str, str]) -> bool:

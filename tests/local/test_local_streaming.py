@@ -5,11 +5,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from janus_space.local.streaming import IncrementalDecoder, StopScanner
 from janus_space.prompt import cut_at_stop
+
+
+# Pure functions: no deadline, and no "slow input" check, which a garbage collection of the
+# model tests' tensors can trip on a busy machine.
+calm = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _utf8(ids: Sequence[int]) -> str:
@@ -22,6 +27,7 @@ def _chunks(items: Sequence[int] | str, cuts: list[int]) -> list[Sequence[int] |
     return [items[a:b] for a, b in itertools.pairwise(points)]
 
 
+@calm
 @given(st.text(), st.lists(st.integers(min_value=0)))
 def test_deltas_join_to_the_whole_text_and_never_show_half_a_character(
     text: str, cuts: list[int]
@@ -54,6 +60,7 @@ stop_text = st.text(alphabet="abc ", max_size=40)
 stops = st.lists(st.text(alphabet="abc", min_size=1, max_size=4), max_size=3)
 
 
+@calm
 @given(stop_text, stops, st.lists(st.integers(min_value=0)))
 def test_released_text_is_the_answer_cut_at_the_first_stop(
     text: str, stops: list[str], cuts: list[int]

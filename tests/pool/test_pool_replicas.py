@@ -259,3 +259,21 @@ async def test_no_gpu_moves_the_call_on_for_this_call_only(
         assert move.reason.startswith("GPUUnavailableError: No GPU was available")
         assert len(a.calls(tag)) == len(b.calls(tag)) == 1
         assert (await pool.understand(f"{tag} fine")).endpoint == a.url  # not skipped
+
+
+async def test_identical_calls_share_one_job_across_the_pool_and_the_cache_answers(
+    replicas: dict[str, Replica], tag: str
+) -> None:
+    """Shared and cached at the pool's level: an answer from any endpoint will do, so four
+    identical calls are one job in total (not one per endpoint), and a repeat is none."""
+    a, b = replicas["a"], replicas["b"]
+    async with JanusPool([a.url, b.url], cache="memory", **FAST) as pool:
+        question = f"{tag} the same question [slow:2]"
+        results = await asyncio.gather(*(pool.understand(question, seed=7) for _ in range(4)))
+        again = await pool.understand(question, seed=7)  # from the cache: no job
+        other = await pool.understand(question, seed=8)  # another seed: its own job
+        drawn = await asyncio.gather(*(pool.generate(f"{tag} a fox", seed=3) for _ in range(2)))
+    assert len({r.text for r in results}) == 1 and again.text == results[0].text
+    assert other.seed == 8 and len(drawn) == 2
+    runs = [c["text"] for c in a.calls(tag) + b.calls(tag)]
+    assert sorted(runs) == sorted([question, question, f"{tag} a fox"])
