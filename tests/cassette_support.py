@@ -70,7 +70,14 @@ REPLAY_BASE_URL = "http://127.0.0.1:7861"
 """The Space URL a replaying test talks to (nothing listens there; vcrpy answers)."""
 
 SECRET_REQUEST_HEADERS = frozenset(
-    {"authorization", "x-zerogpu-token", "x-zerogpu-uuid", "x-ip-token", "cookie"}
+    {
+        "authorization",
+        "x-hf-authorization",  # the header the HF token goes to a Space in
+        "x-zerogpu-token",
+        "x-zerogpu-uuid",
+        "x-ip-token",
+        "cookie",
+    }
 )
 SECRET_RESPONSE_HEADERS = frozenset({"set-cookie"})
 RANDOM_QUERY_PARAMS = frozenset({"session_hash", "upload_id"})

@@ -16,7 +16,7 @@ import dataclasses
 import itertools
 import os
 import weakref
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from ..backend import Capabilities, check_num_images
@@ -215,9 +215,13 @@ class LocalJanus:
         return self._loaded
 
     async def _run(
-        self, work: Callable[[Job], R]
-    ) -> AsyncGenerator[StatusEvent | TextDelta | R, None]:
-        """Queue ``work`` for the worker and yield what it posts, ending with its result."""
+        self, prepare: Callable[[Any], Awaitable[Callable[[Job], R]]]
+    ) -> AsyncGenerator[_Event | R, None]:
+        """Check the call (``prepare``), queue its work, yield what it posts, then its result.
+
+        The one async generator of a call: every token's ``TextDelta`` passes through it alone.
+        """
+        work = await prepare(self._check_open())
         inbox = Mailbox(asyncio.get_running_loop())
         job = Job(work, inbox.put)
         self._worker.submit(job)
@@ -241,7 +245,34 @@ class LocalJanus:
                     while not isinstance(await inbox.get(), Finished):
                         pass
 
-    async def stream_chat(
+    def _answer(
+        self,
+        conversation: Callable[[], Sequence[Message]],
+        seed: int,
+        top_p: float,
+        temperature: float,
+        max_new_tokens: int | None,
+        stop: Sequence[str],
+    ) -> AsyncGenerator[_Event | UnderstandingResult, None]:
+        async def prepare(loaded: Any) -> Callable[[Job], UnderstandingResult]:
+            from .generation import AnswerRequest, answer
+
+            prompt = to_turns(conversation())
+            request = AnswerRequest(
+                prompt=prompt,
+                seed=check_seed(seed),
+                top_p=check_unit(top_p, "top_p"),
+                temperature=check_unit(temperature, "temperature"),
+                max_new_tokens=check_max_new_tokens(max_new_tokens, loaded.context_tokens),
+                default_max_new_tokens=self._default_max_new_tokens,
+                stops=check_stop(stop),
+            )
+            request = dataclasses.replace(request, prompt=await fetch_urls(prompt))
+            return lambda job: answer(loaded, job, request)
+
+        return self._run(prepare)
+
+    def stream_chat(
         self,
         messages: Sequence[Message],
         *,
@@ -250,30 +281,14 @@ class LocalJanus:
         temperature: float = UNDERSTANDING_DEFAULTS.temperature,
         max_new_tokens: int | None = None,
         stop: Sequence[str] = (),
-    ) -> AsyncGenerator[StatusEvent | TextDelta | UnderstandingResult, None]:
+    ) -> AsyncGenerator[_Event | UnderstandingResult, None]:
         """Answer the last user turn: ``Queued``, ``Started``, ``TextDelta``s…, the result.
 
         Every turn, system message and image reaches the model through its chat template
-        (image URLs are downloaded first). Temperature 0 (or top_p 0) decodes greedily.
+        (image URLs are downloaded first). Temperature 0 (or top_p 0) decodes greedily. Bad
+        input raises ``InvalidInputError`` at the first iteration, before anything queues.
         """
-        loaded = self._check_open()
-        from .generation import AnswerRequest, answer
-
-        prompt = to_turns(messages)
-        request = AnswerRequest(
-            prompt=prompt,
-            seed=check_seed(seed),
-            top_p=check_unit(top_p, "top_p"),
-            temperature=check_unit(temperature, "temperature"),
-            max_new_tokens=check_max_new_tokens(max_new_tokens, loaded.context_tokens),
-            default_max_new_tokens=self._default_max_new_tokens,
-            stops=check_stop(stop),
-        )
-        request = dataclasses.replace(request, prompt=await fetch_urls(prompt))
-        events = self._run(lambda job: answer(loaded, job, request))
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event
+        return self._answer(lambda: messages, seed, top_p, temperature, max_new_tokens, stop)
 
     async def chat(
         self,
@@ -296,7 +311,7 @@ class LocalJanus:
         )
         return await _last(stream, UnderstandingResult)
 
-    async def stream_understand(
+    def stream_understand(
         self,
         question: str,
         image: ImageInput | None = None,
@@ -306,21 +321,14 @@ class LocalJanus:
         temperature: float = UNDERSTANDING_DEFAULTS.temperature,
         max_new_tokens: int | None = None,
         stop: Sequence[str] = (),
-    ) -> AsyncGenerator[StatusEvent | TextDelta | UnderstandingResult, None]:
+    ) -> AsyncGenerator[_Event | UnderstandingResult, None]:
         """One question about one image, or about none (a text-only question works locally)."""
-        check_text(question, "question")
-        images = () if image is None else (image,)
-        events = self.stream_chat(
-            [Message("user", question, images)],
-            seed=seed,
-            top_p=top_p,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            stop=stop,
-        )
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event
+
+        def conversation() -> list[Message]:
+            text = check_text(question, "question")
+            return [Message("user", text, () if image is None else (image,))]
+
+        return self._answer(conversation, seed, top_p, temperature, max_new_tokens, stop)
 
     async def understand(
         self,
@@ -345,7 +353,7 @@ class LocalJanus:
         )
         return await _last(stream, UnderstandingResult)
 
-    async def stream_generate(
+    def stream_generate(
         self,
         prompt: str,
         *,
@@ -353,29 +361,29 @@ class LocalJanus:
         guidance: float = GENERATION_DEFAULTS.guidance,
         temperature: float = GENERATION_DEFAULTS.temperature,
         num_images: int | None = None,
-    ) -> AsyncGenerator[StatusEvent | GenerationResult, None]:
+    ) -> AsyncGenerator[_Event | GenerationResult, None]:
         """Draw 1 to 16 images (default 5): ``Queued``, ``Started``, ``Progress``…, the result.
 
         ``Progress`` counts image tokens (576 per image for Janus-Pro, all images at once);
         the images are PNG bytes at the model's size (Janus-Pro: 384x384; doubled with
         ``upscale``).
         """
-        loaded = self._check_open()
-        from .generation import DrawRequest, draw
 
-        request = DrawRequest(
-            prompt=check_text(prompt, "prompt"),
-            seed=check_seed(seed),
-            guidance=check_range(guidance, "guidance", *GUIDANCE_RANGE),
-            temperature=check_unit(temperature, "temperature"),
-            num_images=check_num_images(num_images, self._capabilities)
-            or GENERATION_DEFAULTS.num_images,
-            upscale=self._upscale,
-        )
-        events = self._run(lambda job: draw(loaded, job, request))
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event  # type: ignore[misc]
+        async def prepare(loaded: Any) -> Callable[[Job], GenerationResult]:
+            from .generation import DrawRequest, draw
+
+            request = DrawRequest(
+                prompt=check_text(prompt, "prompt"),
+                seed=check_seed(seed),
+                guidance=check_range(guidance, "guidance", *GUIDANCE_RANGE),
+                temperature=check_unit(temperature, "temperature"),
+                num_images=check_num_images(num_images, self._capabilities)
+                or GENERATION_DEFAULTS.num_images,
+                upscale=self._upscale,
+            )
+            return lambda job: draw(loaded, job, request)
+
+        return self._run(prepare)
 
     async def generate(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,18 @@ class DrawRequest:
     upscale: bool
 
 
+def _decoder(tokenizer: Any) -> Callable[[Sequence[int]], str]:
+    """Token ids → text as ``tokenizer.decode(ids, skip_special_tokens=True)`` gives it.
+
+    It runs twice per generated token, so a fast tokenizer that applies no clean-up is asked
+    directly (its Python wrapper costs as much as the decoding itself).
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and not getattr(tokenizer, "clean_up_tokenization_spaces", True):
+        return lambda ids: str(backend.decode(list(ids), skip_special_tokens=True))
+    return lambda ids: str(tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
 class _AnswerWatcher(StoppingCriteria):
     """Called after every token: stream its text, report progress, stop on a stop or a leave."""
 
@@ -75,12 +88,20 @@ class _AnswerWatcher(StoppingCriteria):
         self._job = job
         self._seen = prompt_tokens
         self._limit = limit
-        self._decoder = IncrementalDecoder(
-            lambda ids: str(tokenizer.decode(ids, skip_special_tokens=True))
-        )
+        self._decoder = IncrementalDecoder(_decoder(tokenizer))
         self._scanner = StopScanner(stops)
+        self._verdicts: dict[tuple[bool, int, Any], Any] = {}
         self.tokens = 0
         self.parts: list[str] = []
+
+    def _verdict(self, stop: bool, input_ids: Any) -> Any:
+        """The criterion's answer as a tensor, made once per value (it runs every token)."""
+        key = (stop, int(input_ids.shape[0]), input_ids.device)
+        if key not in self._verdicts:
+            self._verdicts[key] = torch.full(
+                (key[1],), stop, dtype=torch.bool, device=input_ids.device
+            )
+        return self._verdicts[key]
 
     def _release(self, text: str) -> None:
         if text:
@@ -88,8 +109,13 @@ class _AnswerWatcher(StoppingCriteria):
             self._job.post(TextDelta(text))
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        new = input_ids[0, self._seen :].tolist()
-        self._seen = int(input_ids.shape[1])
+        length = int(input_ids.shape[1])
+        new = (
+            [int(input_ids[0, -1])]
+            if length == self._seen + 1
+            else input_ids[0, self._seen :].tolist()
+        )
+        self._seen = length
         self.tokens += len(new)
         self._release(self._scanner.feed(self._decoder.push(new)))
         if self.tokens % TEXT_PROGRESS_EVERY == 0 or self.tokens == self._limit:
@@ -102,8 +128,7 @@ class _AnswerWatcher(StoppingCriteria):
                     progress=self.tokens / self._limit,
                 )
             )
-        stop = self._job.cancelled or self._scanner.stopped
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        return self._verdict(self._job.cancelled or self._scanner.stopped, input_ids)
 
     def finish(self) -> str:
         """Release what was held back and return the whole answer."""

@@ -24,7 +24,10 @@ from ..events import Queued, Started
 
 logger = logging.getLogger("janus_space")
 
-__all__ = ["Finished", "Job", "Mailbox", "Worker"]
+__all__ = ["WAKE_INTERVAL", "Finished", "Job", "Mailbox", "Worker"]
+
+WAKE_INTERVAL = 0.005
+"""Seconds between two collections of a call's items while tokens arrive faster than that."""
 
 
 @dataclass(frozen=True)
@@ -38,31 +41,39 @@ class Finished:
 class Mailbox:
     """One call's inbox: items come from the worker thread, the caller awaits them in its loop.
 
-    Every item is kept (one ``TextDelta`` per token), but the loop is woken only when it is
-    not already due to wake: a caller that falls behind a fast model costs one wake-up per
-    batch of tokens, not one per token.
+    Every item is kept (one ``TextDelta`` per token), but waking another thread's loop costs
+    more than a small model takes per token, so wake-ups are paced: the first item of a burst
+    wakes the loop at once, and while items keep coming the loop collects them every
+    ``WAKE_INTERVAL`` seconds instead of being woken for each. A model slower than that
+    (any real one on a GPU) still gets every token delivered as it comes.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._items: deque[object] = deque()
         self._lock = threading.Lock()
-        self._wake_due = False
+        self._awake = False  # the loop has been woken and collects until the burst ends
         self._ready = asyncio.Event()
 
     def put(self, item: object) -> None:
         """Add an item (from any thread); raises RuntimeError once the loop is closed."""
         with self._lock:
             self._items.append(item)
-            if self._wake_due:
+            if self._awake:
+                if self._loop.is_closed():
+                    raise RuntimeError("the caller's event loop is closed")
                 return
-            self._wake_due = True
-        self._loop.call_soon_threadsafe(self._wake)
+            self._awake = True
+        self._loop.call_soon_threadsafe(self._collect)
 
-    def _wake(self) -> None:
+    def _collect(self) -> None:
+        """On the loop: hand over what arrived; look again shortly while the burst goes on."""
         with self._lock:
-            self._wake_due = False
+            if not self._items:
+                self._awake = False  # the burst is over: the next item wakes the loop
+                return
         self._ready.set()
+        self._loop.call_later(WAKE_INTERVAL, self._collect)
 
     async def get(self) -> object:
         """The next item, waiting in the caller's loop while there is none."""

@@ -8,12 +8,11 @@ import pickle
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 import pytest_socket
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from lc_support import SAMPLE_B64
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from janus_space import InvalidInputError, JanusWarning
 from langchain_janus import ChatJanus, JanusImageGenerator

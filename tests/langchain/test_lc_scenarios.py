@@ -145,8 +145,9 @@ async def test_progress_reaches_astream_events_of_a_bare_model(
     model_run = events[0]["run_id"]
     assert {e["run_id"] for e in custom} == {model_run}  # attributed to the model's own run
     queued = custom[0]["data"]
-    assert queued.keys() == {"status", "model", "rank", "queue_size", "eta"}
+    assert queued.keys() == {"status", "model", "position", "rank", "queue_size", "eta"}
     assert (queued["model"], queued["rank"], queued["queue_size"]) == ("janus-pro-7b", 0, 1)
+    assert queued["position"] == 1  # 1 = next, as the CLI and the README say
     assert queued["eta"] is None or queued["eta"] >= 0  # Gradio's estimate, once it has one
     for progress in (e["data"] for e in custom if e["data"]["status"] == "progress"):
         assert progress["index"] in (0, 1, 2)

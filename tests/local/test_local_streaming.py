@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from janus_space.local.streaming import IncrementalDecoder, StopScanner
 from janus_space.prompt import cut_at_stop
 
-
 # Pure functions: no deadline, and no "slow input" check, which a garbage collection of the
 # model tests' tensors can trip on a busy machine.
 calm = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -29,7 +29,6 @@ from janus_space import (
     JanusConnectionError,
     JanusError,
     JanusTimeoutError,
-    MissingImageError,
     ProtocolError,
     QuotaExceededError,
     ResultUnavailableError,

@@ -9,7 +9,8 @@
   request, and a Hub failure only costs the token, not the call.
 
 To make ``JanusClient("owner/space")`` (the public-Space path, where the ZeroGPU token is used)
-reach a local server, the tests swap ``janus_space.connection.space_host_url`` (see ``hf_space_at``).
+reach a local server, the tests swap ``janus_space.connection.space_host_url``
+(see ``hf_space_at``).
 """
 
 from __future__ import annotations

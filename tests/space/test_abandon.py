@@ -227,6 +227,32 @@ async def test_of_many_queued_calls_only_the_kept_ones_run(
     assert order == [f"[slow:{HOLD_STEPS}] {tag} holder", *(q for q, _ in kept)]
 
 
+@pytest.fixture(scope="module")
+def two_worker_replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A replica running two jobs of a function at once (as a Space with more workers)."""
+    log = tmp_path_factory.mktemp("abandon-replica-2") / "calls.jsonl"
+    with running_replica("--call-log", str(log), "--concurrency-limit", "2") as url:
+        yield url, log
+
+
+async def test_cancelling_a_running_call_leaves_the_other_running_call_alone(
+    two_worker_replica: tuple[str, Path], tag: str
+) -> None:
+    """Gradio's /cancel stops every running task of a session and function: a second call of
+    the same client running at the same time must not be in that session."""
+    async with new_client(two_worker_replica) as janus:
+        doomed_question = f"[slow:{HOLD_STEPS}] {tag} doomed"
+        kept_question = f"[slow:{HOLD_STEPS}] {tag} kept"
+        doomed = await hold_the_worker(janus, doomed_question)
+        kept = await hold_the_worker(janus, kept_question)  # the second worker: both now run
+        doomed.cancel()
+        await asyncio.gather(doomed, return_exceptions=True)
+        result = await asyncio.wait_for(kept, 60)
+    assert isinstance(result, UnderstandingResult)
+    assert parse_understanding_report(result.text).question == kept_question
+    assert ran(two_worker_replica, f"{tag} doomed") == ran(two_worker_replica, f"{tag} kept") == 1
+
+
 async def test_the_client_stays_fast_after_leaving_a_queued_call(
     replica: tuple[str, Path], tag: str
 ) -> None:
