@@ -58,7 +58,10 @@ _REOPEN_BACKOFF = Backoff(base=0.2, cap=2.0)
 _MAX_EARLY_EVENTS = 1000
 _MAX_IDLE_SESSIONS = 64
 _CUT_READ_TIMEOUT = 10.0
-_CUT_GRACE = 0.5
+_CUT_WAIT = 1.0  # the longest a cut waits for a quiet stream
+_QUIET_SECONDS = (
+    0.15  # a stream silent this long: the server waits for messages (it polls at 50 ms)
+)
 _DRAIN_SECONDS = 1.0
 StreamEnd = Literal["closed", "ended", "failed", "evicted"]
 
@@ -88,6 +91,7 @@ class _Session:
         self.failure: JanusError | None = None  # the stream failed before the join answered
         self.reader: asyncio.Task[None] | None = None
         self.watched = False  # a stream is open and the server answered it: a cut is seen
+        self.last_data_at = 0.0  # loop time of the last bytes its open stream brought
         self.covered = False  # the server ended a stream asked for after the job was queued
         self.clean_end = False  # the last stream ended with close_stream and no job left
         self.retired = False
@@ -276,11 +280,18 @@ class QueueSession:
                 )
 
     async def _cut(self, session: _Session) -> None:
-        """Disconnect the session's stream so the server drops its queued job; retire it."""
+        """Disconnect the session's stream so the server drops its queued job; retire it.
+
+        Gradio drops the queued job only when the disconnect reaches its stream loop while that
+        loop waits for messages; a disconnect that lands while the server is still sending a
+        message can be missed. So the stream is left once it has been quiet for a moment.
+        """
         session.retired = True
         self._live.discard(session)
-        seen_by_server = session.watched or session.covered
         reader = session.reader
+        if session.watched and reader is not None:
+            await self._until_quiet(session, reader)
+        seen_by_server = session.watched or session.covered
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
             await asyncio.wait({reader})
@@ -289,7 +300,7 @@ class QueueSession:
             # disconnect, which drops the session's queued jobs: nothing is left in the queue.
             return
         # The server never answered a stream of this job (none opened yet, or refused): open one
-        # and leave it once the server speaks, so its disconnect handler drops the job.
+        # and leave it once it is quiet, so the server's disconnect handler drops the job.
         with contextlib.suppress(JanusError, OSError, RuntimeError, ValueError):
             headers = dict(await self._headers())
             headers["Accept"] = "text/event-stream"
@@ -305,11 +316,29 @@ class QueueSession:
                     timeout=aiohttp.ClientTimeout(total=_CUT_READ_TIMEOUT),
                 ) as resp,
             ):
-                # The server's stream loop runs once it has answered; a message (or a moment)
-                # later it surely watches for the disconnect. Its first messages may have gone
-                # to the reader just cut, so do not wait for one longer than that moment.
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(resp.content.readany(), _CUT_GRACE)
+                loop = asyncio.get_running_loop()
+                give_up = loop.time() + _CUT_WAIT
+                while (left := give_up - loop.time()) > 0:
+                    try:
+                        chunk = await asyncio.wait_for(
+                            resp.content.readany(), min(_QUIET_SECONDS, left)
+                        )
+                    except asyncio.TimeoutError:
+                        break  # quiet: the server's stream loop is waiting for messages
+                    if not chunk:
+                        break  # the server ended it: nothing left to drop
+
+    @staticmethod
+    async def _until_quiet(session: _Session, reader: asyncio.Task[None]) -> None:
+        """Wait (briefly) until the session's open stream has brought nothing for a moment."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _CUT_WAIT
+        while session.watched and not reader.done():
+            now = loop.time()
+            quiet = now - session.last_data_at
+            if quiet >= _QUIET_SECONDS or now >= give_up:
+                return
+            await asyncio.sleep(min(_QUIET_SECONDS - quiet, give_up - now))
 
     async def aclose(self) -> None:
         """Cancel every pending job on the Space, stop the readers and fail the jobs' calls."""
@@ -501,8 +530,10 @@ class QueueSession:
             ) as resp:
                 # The server's stream loop runs from its answer on: a cut from now on is seen.
                 session.watched = True
+                session.last_data_at = asyncio.get_running_loop().time()
                 try:
                     async for chunk in resp.content.iter_any():
+                        session.last_data_at = asyncio.get_running_loop().time()
                         for data in decoder.feed(chunk):
                             try:
                                 message = json.loads(data)

@@ -18,9 +18,14 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from janus_space.local import LocalJanus, SlowDeviceWarning
+
+if TYPE_CHECKING:
+    from tiny_janus import TinyJanus
 
 try:
     import torch
@@ -31,15 +36,11 @@ except ImportError as exc:
             "tests/local must run in CI, but torch/transformers are missing: .ci/run installs "
             "torch==2.13.0 and the 'local' extra"
         ) from exc
-    pytest.skip(f"the local backend's stack is not installed ({exc})", allow_module_level=True)
-
-from tiny_janus import TinyJanus, build
-
-from janus_space.local import LocalJanus, SlowDeviceWarning
-
-# One intra-op thread: the tiny model gains nothing from more, and on a shared 2-core machine
-# OpenMP teams spinning against each other make CPU generation many times slower.
-torch.set_num_threads(1)
+    # elsewhere each model test module skips, saying so (pytest.importorskip at its top)
+else:
+    # One intra-op thread: the tiny model gains nothing from more, and on a shared 2-core
+    # machine OpenMP teams spinning against each other make CPU generation many times slower.
+    torch.set_num_threads(1)
 
 GATE_TIMEOUT = 30.0  # seconds a gated generation waits before giving up (a failing test)
 
@@ -47,6 +48,8 @@ GATE_TIMEOUT = 30.0  # seconds a gated generation waits before giving up (a fail
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyJanus:
     """The tiny checkpoint, saved with ``save_pretrained`` (once per session)."""
+    from tiny_janus import build
+
     return build(tmp_path_factory.mktemp("janus") / "tiny-janus")
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 
 import pytest
+
+pytest.importorskip("torch")  # the local extra (in CI a missing one fails: see conftest)
+pytest.importorskip("transformers")
 from conftest import ModelSpy, load
 from local_support import collect
 from PIL import Image
@@ -12,8 +15,6 @@ from tiny_janus import TinyJanus
 
 from janus_space import GenerationResult, InvalidInputError, Progress, Queued, Started
 from janus_space.local import LocalJanus
-
-pytest.importorskip("transformers")
 
 
 def _sizes(result: GenerationResult) -> list[tuple[str | None, tuple[int, int]]]:

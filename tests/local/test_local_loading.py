@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytest.importorskip("torch")  # the local extra (in CI a missing one fails: see conftest)
+pytest.importorskip("transformers")
 import torch
 from conftest import ModelSpy, load
 from tiny_janus import TinyJanus
@@ -25,8 +28,6 @@ from janus_space.local import (
     SlowDeviceWarning,
     UnsupportedTransformersError,
 )
-
-pytest.importorskip("transformers")
 
 
 def test_a_model_missing_from_the_cache_says_how_to_download_it(tmp_path: Path) -> None:

@@ -12,6 +12,9 @@ import threading
 from typing import Any
 
 import pytest
+
+pytest.importorskip("torch")  # the local extra (in CI a missing one fails: see conftest)
+pytest.importorskip("transformers")
 from conftest import ModelSpy, load, spy_on
 from local_support import collect, deltas, result
 from tiny_janus import TinyJanus
@@ -27,8 +30,6 @@ from janus_space import (
     UnderstandingResult,
 )
 from janus_space.local import LocalJanus
-
-pytest.importorskip("transformers")
 
 
 async def _wait_for(condition: Any) -> None:

@@ -10,14 +10,15 @@ import asyncio
 from typing import Any
 
 import pytest
+
+pytest.importorskip("torch")  # the local extra (in CI a missing one fails: see conftest)
+pytest.importorskip("transformers")
 from conftest import ModelSpy, load, spy_on
 from local_support import collect, deltas, png, result
 from tiny_janus import TinyJanus
 
 from janus_space import InvalidInputError, Message, Progress, Queued, Started, TextDelta
 from janus_space.local import LocalJanus
-
-pytest.importorskip("transformers")
 
 
 def _new_tokens(spy: ModelSpy) -> Any:

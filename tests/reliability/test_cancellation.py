@@ -249,7 +249,7 @@ async def test_many_cancellations_leak_nothing(
     async with make_client(fault_server.url, timeout=30, idle_timeout=10) as client:
         await cancel_round(0)  # warm up: the connection pool fills (client and server ends)
         fds, tasks = open_fds(), len(asyncio.all_tasks())
-        for round_ in range(1, 6):
+        for round_ in range(1, 11):
             await cancel_round(round_)
         result = await bounded(client.understand("still fine"), 5)
         assert isinstance(result, UnderstandingResult)
@@ -257,7 +257,9 @@ async def test_many_cancellations_leak_nothing(
         queue = client._connection.queue
         assert queue is not None and queue.pending == 0 and not queue._early
         await asyncio.sleep(0.05)
-        assert open_fds() <= fds  # flat: pooled connections are reused, none leak
+        # Flat: 100 cancelled calls later, at most two pooled keep-alive connections more (both
+        # ends live in this process) — a leak would be one or more per cancelled call.
+        assert open_fds() <= fds + 4
         assert len(asyncio.all_tasks()) <= tasks
     assert {c["event_id"] for c in fault_server.cancels} == {
         e for e, j in fault_server.jobs.items() if "[hang]" in j.text
