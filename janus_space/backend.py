@@ -49,7 +49,7 @@ class Capabilities:
     token_streaming: bool
     """True: ``TextDelta`` events stream the answer before the result."""
     max_new_tokens: int
-    """The longest answer the backend allows, in tokens."""
+    """The answer length a call gets unless it asks otherwise (the Space: a fixed 512)."""
     max_new_tokens_settable: bool
     """False: a requested ``max_new_tokens`` cannot be honoured (the Space's fixed 512)."""
     context_tokens: int

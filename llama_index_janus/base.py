@@ -79,6 +79,8 @@ class _Request:
     seed: int
     top_p: float
     temperature: float
+    max_new_tokens: int | None = None
+    stop: tuple[str, ...] = ()
 
 
 class JanusPro(StructuredPredictMixin, CustomLLM):
@@ -345,6 +347,9 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
             seed=kwargs.get("seed", self.seed),
             top_p=kwargs.get("top_p", self.top_p),
             temperature=kwargs.get("temperature", self.temperature),
+            # passed on: the backend honours them, or says it cannot (the Space: a warning)
+            max_new_tokens=kwargs.get("max_new_tokens", kwargs.get("max_tokens")),
+            stop=tuple(kwargs.get("stop") or ()),
         )
 
     def _completion_request(
@@ -368,6 +373,8 @@ class JanusPro(StructuredPredictMixin, CustomLLM):
             seed=request.seed,
             top_p=request.top_p,
             temperature=request.temperature,
+            max_new_tokens=request.max_new_tokens,
+            stop=request.stop,
         )
         async with aclosing(stream):
             async for item in stream:

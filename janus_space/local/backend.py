@@ -361,7 +361,7 @@ class LocalJanus:
         guidance: float = GENERATION_DEFAULTS.guidance,
         temperature: float = GENERATION_DEFAULTS.temperature,
         num_images: int | None = None,
-    ) -> AsyncGenerator[_Event | GenerationResult, None]:
+    ) -> AsyncGenerator[StatusEvent | GenerationResult, None]:
         """Draw 1 to 16 images (default 5): ``Queued``, ``Started``, ``Progress``…, the result.
 
         ``Progress`` counts image tokens (576 per image for Janus-Pro, all images at once);
@@ -383,7 +383,8 @@ class LocalJanus:
             )
             return lambda job: draw(loaded, job, request)
 
-        return self._run(prepare)
+        # A drawing posts status events only (no TextDelta): the narrower type is the truth.
+        return cast("AsyncGenerator[StatusEvent | GenerationResult, None]", self._run(prepare))
 
     async def generate(
         self,

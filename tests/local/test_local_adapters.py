@@ -169,3 +169,16 @@ def test_janus_pro_metadata_comes_from_the_local_backend(backend: LocalJanus) ->
     assert metadata.context_window == backend.capabilities.context_tokens
     assert metadata.num_output == backend.default_max_new_tokens
     assert metadata.model_name == f"local:{backend.model}"
+
+
+async def test_janus_pro_passes_max_tokens_on_to_the_backend(
+    backend: LocalJanus, spy: ModelSpy
+) -> None:
+    """LlamaIndex call kwargs reach the local backend (nothing is dropped on the way)."""
+    from llama_index.core.llms import ChatMessage
+
+    from llama_index_janus import JanusPro
+
+    llm = JanusPro(backend=backend)
+    await llm.achat([ChatMessage(role="user", content="count")], max_tokens=3)
+    assert 1 <= spy.text_tokens <= 3
