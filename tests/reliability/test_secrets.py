@@ -20,6 +20,7 @@ import json
 import logging
 import pickle
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -332,7 +333,11 @@ async def test_logs_and_errors_carry_no_token(
                 await bounded(call, 5)
             except JanusError as exc:
                 errors.append(exc)
-    assert len(errors) >= 8
+    # The faults that fail whatever the timing (the others may time out or recover, e.g. a
+    # reset stream reopened): each error's text is checked below with the logs.
+    kinds = Counter(type(e).__name__ for e in errors)
+    assert kinds["AppError"] >= 2 and kinds["QuotaExceededError"] >= 2, kinds
+    assert kinds["SpaceUnavailableError"] >= 1 and kinds["ProtocolError"] >= 1, kinds
     assert fault_server.stream_faults_applied == {"reset": 1, "malformed": 1}
     assert any(r.levelno == logging.DEBUG for r in caplog.records)
     assert_no_secret(caplog.text, "the logs")
