@@ -4,6 +4,8 @@ Understanding (image + question → answer) and generation (prompt → five imag
 events and errors. No framework imports: ``langchain_janus`` and ``llama_index_janus`` build on it.
 """
 
+from typing import TYPE_CHECKING
+
 from .auth import Secret
 from .backend import Capabilities, JanusBackend
 from .client import SPACE_CAPABILITIES, JanusClient
@@ -41,7 +43,6 @@ from .events import (
     TextDelta,
     UnderstandingResult,
 )
-from .hub import HubError, SpaceStatus, aspace_status, duplicate_space, space_status
 from .media import ImageData, ImageInput, load_image
 from .options import (
     DEFAULT_SPACE,
@@ -50,7 +51,6 @@ from .options import (
     SpaceOptions,
     Timeouts,
 )
-from .pool import JanusPool
 from .prompt import (
     DEFAULT_TOKEN_BUDGET,
     Message,
@@ -129,3 +129,29 @@ __all__ = [
     "load_image",
     "space_status",
 ]
+
+# The pool and the Hub helpers load on first use: ``import janus_space`` stays light.
+_LAZY = {
+    "JanusPool": "pool",
+    "HubError": "hub",
+    "SpaceStatus": "hub",
+    "aspace_status": "hub",
+    "duplicate_space": "hub",
+    "space_status": "hub",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'janus_space' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .hub import HubError, SpaceStatus, aspace_status, duplicate_space, space_status
+    from .pool import JanusPool
