@@ -270,7 +270,7 @@ class SpaceConnection:
                     self.headers,
                     idle_timeout=self.options.timeouts.idle,
                     request_timeout=self.connect_timeout * 2,
-                    max_joins=self.options.max_connections - 1,
+                    max_connections=self.options.max_connections,
                 )
         return self.config, state.queue
 

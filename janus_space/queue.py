@@ -59,9 +59,7 @@ _MAX_EARLY_EVENTS = 1000
 _MAX_IDLE_SESSIONS = 64
 _CUT_READ_TIMEOUT = 10.0
 _CUT_WAIT = 1.0  # the longest a cut waits for a quiet stream
-_QUIET_SECONDS = (
-    0.15  # a stream silent this long: the server waits for messages (it polls at 50 ms)
-)
+_QUIET_SECONDS = 0.15  # silent this long, the server waits for messages (it polls at 50 ms)
 _DRAIN_SECONDS = 1.0
 StreamEnd = Literal["closed", "ended", "failed", "evicted"]
 
@@ -126,13 +124,9 @@ class QueueSession:
         idle_timeout: float = 45.0,
         max_event_bytes: int = 16 * 1024 * 1024,
         request_timeout: float = 60.0,
-        max_connections: int | None = None,
-        max_joins: int | None = None,
+        max_connections: int = 4,
     ) -> None:
-        """``max_connections``: queue requests at once (joins + streams); ``max_joins`` is the
-        older spelling of the same budget minus the one stream it used to leave room for."""
-        if max_connections is None:
-            max_connections = 4 if max_joins is None else max_joins + 1
+        """``max_connections``: queue requests in flight at once (joins, streams, cancels)."""
         budget = max(2, max_connections)
         self._request_timeout = request_timeout
         self._http = session
